@@ -1,0 +1,489 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"regexp"
+	"regexp/syntax"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Config is everything the runtime needs, read from YAML (RunID and Flush
+// are set by the caller). Start from
+// DefaultConfig, overlay the file, then call Validate; New validates again
+// and compiles every regex once.
+type Config struct {
+	// RunID names this migration run; every row written carries it. Set by
+	// the caller, never read from YAML.
+	RunID string `yaml:"-"`
+
+	// Decode bounds what is accepted from the capture log.
+	Decode DecodeConfig `yaml:"decode"`
+
+	// Filter selects which decoded exchanges are replayed. Exchanges that
+	// are not selected still get their production row.
+	Filter FilterConfig `yaml:"filter"`
+
+	// Rewrite rules turn a captured request into the request sent to the
+	// target. They are applied in order, each to the result of the one
+	// before; every rule has exactly one of path, query or header.
+	Rewrite []RewriteRule `yaml:"rewrite"`
+
+	// Replay says where and how fast requests are sent.
+	Replay ReplayConfig `yaml:"replay"`
+
+	// Limits are the memory budgets of the runtime.
+	Limits LimitsConfig `yaml:"limits"`
+
+	// RedactHeaders lists header names (case-insensitive) whose values are
+	// replaced by "REDACTED" in every row written: production and replay,
+	// request and response. The replayed request itself still carries the
+	// original values. Default: Authorization, Proxy-Authorization, Cookie,
+	// Set-Cookie. An empty list redacts nothing.
+	RedactHeaders []string `yaml:"redact_headers"`
+
+	// ShutdownGrace bounds, once the run's context ends, the wait for
+	// in-flight replays and any flush already under way (their rows are
+	// written; replays still running when it elapses are cancelled and not
+	// written, so they are replayed after a restart), and separately the
+	// final flush and the final commit. Default 30s.
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+
+	// Flush says when buffered rows are flushed to the sink. Set by the
+	// caller from the sink's configuration.
+	Flush FlushPolicy `yaml:"-"`
+}
+
+// DecodeConfig bounds decoding of capture records.
+type DecodeConfig struct {
+	// MaxBodyBytes is the largest decoded request or response body
+	// accepted; a record over it becomes a dead letter with reason
+	// body_too_large. 0 means no limit. Default 8 MiB.
+	MaxBodyBytes int `yaml:"max_body_bytes"`
+}
+
+// FilterConfig selects the exchanges to replay. An exchange is selected
+// when its method is listed, its path matches one of IncludePaths (or
+// IncludePaths is empty) and matches none of ExcludePaths.
+type FilterConfig struct {
+	// Methods lists the HTTP methods to replay (case-insensitive); "*"
+	// selects every method. Default GET, HEAD, OPTIONS: only requests that
+	// are safe to send twice.
+	Methods []string `yaml:"methods"`
+	// IncludePaths are regular expressions (RE2, unanchored) matched against
+	// the captured path; empty selects every path.
+	IncludePaths []string `yaml:"include_paths"`
+	// ExcludePaths are regular expressions (RE2, unanchored); a path that
+	// matches any of them is not replayed, even when included.
+	ExcludePaths []string `yaml:"exclude_paths"`
+}
+
+// RewriteRule is one step of the request rewrite. Exactly one of its
+// fields is set.
+type RewriteRule struct {
+	// Path replaces every match of a regular expression in the path.
+	Path *PathRewrite `yaml:"path,omitempty"`
+	// Query sets and removes query parameters.
+	Query *QueryRewrite `yaml:"query,omitempty"`
+	// Header sets and removes request headers.
+	Header *HeaderRewrite `yaml:"header,omitempty"`
+}
+
+// PathRewrite rewrites the path with regexp.ReplaceAllString: Replace may
+// refer to groups as $1 or ${name}.
+type PathRewrite struct {
+	// Match is an RE2 regular expression matched against the escaped path.
+	Match string `yaml:"match"`
+	// Replace is the replacement template.
+	Replace string `yaml:"replace"`
+}
+
+// QueryRewrite edits query parameters. Untouched parameters keep their
+// order and encoding; Remove is applied before Set, and Set replaces every
+// existing value of a name with one value appended at the end.
+type QueryRewrite struct {
+	// Set maps a parameter name to the value it gets.
+	Set map[string]string `yaml:"set"`
+	// Remove lists parameter names to drop.
+	Remove []string `yaml:"remove"`
+}
+
+// HeaderRewrite edits request headers; names are case-insensitive. Remove
+// is applied before Set, and Set replaces every existing value.
+type HeaderRewrite struct {
+	// Set maps a header name to the value it gets.
+	Set map[string]string `yaml:"set"`
+	// Remove lists header names to drop.
+	Remove []string `yaml:"remove"`
+}
+
+// Host policies for ReplayConfig.Host.
+const (
+	HostTarget   = "target"
+	HostOriginal = "original"
+)
+
+// ReplayIDNone disables the replay ID header.
+const ReplayIDNone = "none"
+
+// ReplayConfig says where requests go and how fast.
+type ReplayConfig struct {
+	// Target is the base URL of the new cluster: scheme, host, port and an
+	// optional path prefix put before every request path, e.g.
+	// http://new-cluster:8080 or https://new-cluster/api. Required.
+	Target string `yaml:"target"`
+	// Host sets the Host header: "target" (default) uses the target's host,
+	// "original" keeps the captured host, any other value is used
+	// literally.
+	Host string `yaml:"host"`
+	// ReplayIDHeader names the request header that carries the correlation
+	// ID to the target, so its logs can be joined with the tables. Default
+	// X-Replay-Id; "none" sends no such header.
+	ReplayIDHeader string `yaml:"replay_id_header"`
+	// Workers is the number of requests in flight to the target at once.
+	// Default 8.
+	Workers int `yaml:"workers"`
+	// Rate caps the requests started per second; 0 means unlimited.
+	// Default 0.
+	Rate float64 `yaml:"rate"`
+	// Burst is how many requests may start at once when Rate is set; 0
+	// means max(1, workers). Default 0.
+	Burst int `yaml:"burst"`
+	// ConnectTimeout bounds the TCP connect and the TLS handshake. Default
+	// 2s.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// ResponseHeaderTimeout bounds the wait for the response headers once
+	// the request is written. Default 10s.
+	ResponseHeaderTimeout time.Duration `yaml:"response_header_timeout"`
+	// Timeout bounds one request from start to the end of its body.
+	// Default 30s.
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxResponseBytes is the largest response body stored; a larger one is
+	// truncated and its row gets error_kind body_too_large. Default 8 MiB.
+	MaxResponseBytes int64 `yaml:"max_response_bytes"`
+	// LineageHeaderPrefix marks the response headers that become the replay
+	// row's lineage: key = the lower-cased rest of the name, value = the
+	// values joined by ",". Matched case-insensitively; empty disables.
+	// Default X-Lineage-.
+	LineageHeaderPrefix string `yaml:"lineage_header_prefix"`
+}
+
+// LimitsConfig holds the runtime's memory budgets.
+type LimitsConfig struct {
+	// MaxInFlight is the most records polled but not yet handed to the
+	// sink; when reached, polling stops until the sink catches up
+	// (backpressure). Records of one poll batch waiting for a slot come on
+	// top. Default 4096.
+	MaxInFlight int `yaml:"max_in_flight"`
+}
+
+// FlushPolicy says when the sink is flushed: when Rows rows or Bytes bytes
+// are buffered, or Interval has elapsed since the last flush with anything
+// buffered. A zero field is not a trigger; at least one must be set.
+type FlushPolicy struct {
+	Rows     int
+	Bytes    int64
+	Interval time.Duration
+}
+
+// DefaultConfig returns the configuration used where the file is silent.
+// Replay.Target and RunID have no default.
+func DefaultConfig() Config {
+	return Config{
+		Decode: DecodeConfig{MaxBodyBytes: 8 << 20},
+		Filter: FilterConfig{Methods: []string{http.MethodGet, http.MethodHead, http.MethodOptions}},
+		Replay: ReplayConfig{
+			Host:                  HostTarget,
+			ReplayIDHeader:        "X-Replay-Id",
+			Workers:               8,
+			ConnectTimeout:        2 * time.Second,
+			ResponseHeaderTimeout: 10 * time.Second,
+			Timeout:               30 * time.Second,
+			MaxResponseBytes:      8 << 20,
+			LineageHeaderPrefix:   "X-Lineage-",
+		},
+		Limits:        LimitsConfig{MaxInFlight: 4096},
+		RedactHeaders: []string{"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie"},
+		ShutdownGrace: 30 * time.Second,
+		Flush:         FlushPolicy{Rows: 10000, Bytes: 64 << 20, Interval: 10 * time.Second},
+	}
+}
+
+// FieldError is one configuration problem: the field path relative to
+// Config (as spelled in YAML) and what is wrong with it, including the fix.
+type FieldError struct {
+	Field   string
+	Problem string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Problem }
+
+// Validate returns every problem with the configuration, each a
+// *FieldError naming its field; nil when the configuration is usable. It
+// does not check RunID, which the caller sets after loading the file; New
+// does.
+func (c Config) Validate() []error {
+	_, errs := c.compile()
+	return errs
+}
+
+// compiled is a validated configuration in the form the runtime uses.
+type compiled struct {
+	selector *selector
+	rewriter *rewriter
+	target   *url.URL
+	redactor redactor
+	burst    int
+}
+
+// compile validates the configuration and builds what the runtime needs,
+// compiling every regular expression once.
+func (c Config) compile() (*compiled, []error) {
+	var errs []error
+	fail := func(field, format string, args ...any) {
+		errs = append(errs, &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
+	}
+	out := &compiled{}
+
+	if c.Decode.MaxBodyBytes < 0 {
+		fail("decode.max_body_bytes", "must be ≥ 0 (0 = no limit), got %d", c.Decode.MaxBodyBytes)
+	}
+
+	// filter
+	sel := &selector{methods: map[string]bool{}}
+	if len(c.Filter.Methods) == 0 {
+		fail("filter.methods", `must list at least one method, or "*" for all`)
+	}
+	for i, m := range c.Filter.Methods {
+		switch {
+		case m == "*":
+			sel.allMethods = true
+		case !validToken(m):
+			fail(fmt.Sprintf("filter.methods[%d]", i), `%q is not an HTTP method; use a name like GET, or "*" for all`, m)
+		default:
+			sel.methods[strings.ToUpper(m)] = true
+		}
+	}
+	sel.include = compileAll(c.Filter.IncludePaths, "filter.include_paths", fail)
+	sel.exclude = compileAll(c.Filter.ExcludePaths, "filter.exclude_paths", fail)
+	out.selector = sel
+
+	// rewrite
+	rw := &rewriter{}
+	for i, r := range c.Rewrite {
+		field := fmt.Sprintf("rewrite[%d]", i)
+		n := 0
+		if r.Path != nil {
+			n++
+		}
+		if r.Query != nil {
+			n++
+		}
+		if r.Header != nil {
+			n++
+		}
+		if n != 1 {
+			fail(field, "must have exactly one of path, query or header, got %d; split it into one rule per step", n)
+			continue
+		}
+		switch {
+		case r.Path != nil:
+			if r.Path.Match == "" {
+				fail(field+".path.match", "must not be empty; give the regex to replace")
+				continue
+			}
+			re := compileRegex(r.Path.Match, field+".path.match", fail)
+			if re != nil {
+				rw.rules = append(rw.rules, pathRule{re: re, replace: r.Path.Replace})
+			}
+		case r.Query != nil:
+			q := queryRule{remove: map[string]bool{}}
+			if len(r.Query.Set) == 0 && len(r.Query.Remove) == 0 {
+				fail(field+".query", "must set or remove at least one parameter")
+			}
+			for j, name := range r.Query.Remove {
+				if name == "" {
+					fail(fmt.Sprintf("%s.query.remove[%d]", field, j), "must not be empty; give a parameter name")
+				}
+				q.remove[name] = true
+			}
+			for _, k := range sortedKeys(r.Query.Set) {
+				if k == "" {
+					fail(field+".query.set", "has an empty parameter name")
+					continue
+				}
+				q.set = append(q.set, [2]string{k, r.Query.Set[k]})
+				q.remove[k] = true
+			}
+			rw.rules = append(rw.rules, q)
+		case r.Header != nil:
+			h := headerRule{}
+			if len(r.Header.Set) == 0 && len(r.Header.Remove) == 0 {
+				fail(field+".header", "must set or remove at least one header")
+			}
+			for j, name := range r.Header.Remove {
+				if !validToken(name) {
+					fail(fmt.Sprintf("%s.header.remove[%d]", field, j), "%q is not a valid header name", name)
+					continue
+				}
+				h.remove = append(h.remove, http.CanonicalHeaderKey(name))
+			}
+			for _, k := range sortedKeys(r.Header.Set) {
+				f := fmt.Sprintf("%s.header.set.%s", field, k)
+				switch {
+				case !validToken(k):
+					fail(f, "%q is not a valid header name", k)
+				case strings.EqualFold(k, "Host"):
+					fail(f, "the Host header is set by replay.host, not by a rewrite rule")
+				case strings.ContainsAny(r.Header.Set[k], "\r\n"):
+					fail(f, "the value must not contain a line break")
+				default:
+					h.set = append(h.set, [2]string{http.CanonicalHeaderKey(k), r.Header.Set[k]})
+				}
+			}
+			rw.rules = append(rw.rules, h)
+		}
+	}
+	out.rewriter = rw
+
+	// replay
+	rc := c.Replay
+	rw.host = rc.Host
+	if rc.ReplayIDHeader != ReplayIDNone {
+		rw.idHeader = http.CanonicalHeaderKey(rc.ReplayIDHeader)
+	}
+	const targetHelp = "must be an absolute http(s) URL like http://new-cluster:8080"
+	if rc.Target == "" {
+		fail("replay.target", "is required; %s", targetHelp)
+	} else if u, err := url.Parse(rc.Target); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
+		fail("replay.target", "%s, got %q", targetHelp, rc.Target)
+	} else if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		fail("replay.target", "must not carry a query, fragment or user info (use rewrite rules and header rules), got %q", rc.Target)
+	} else {
+		out.target = u
+		rw.target = u
+	}
+	switch {
+	case rc.Host == "":
+		fail("replay.host", `must not be empty; use "target", "original" or a host name`)
+	case rc.Host != HostTarget && rc.Host != HostOriginal && strings.ContainsAny(rc.Host, " \t\r\n/?#@"):
+		fail("replay.host", `must be "target", "original" or a host[:port] to send literally, got %q`, rc.Host)
+	}
+	if rc.ReplayIDHeader == "" {
+		fail("replay.replay_id_header", `must not be empty; give a header name or "none" to disable`)
+	} else if rc.ReplayIDHeader != ReplayIDNone && !validToken(rc.ReplayIDHeader) {
+		fail("replay.replay_id_header", `%q is not a valid header name; use a name like X-Replay-Id or "none"`, rc.ReplayIDHeader)
+	}
+	if rc.Workers < 1 {
+		fail("replay.workers", "must be ≥ 1, got %d", rc.Workers)
+	}
+	if rc.Rate < 0 || math.IsNaN(rc.Rate) || math.IsInf(rc.Rate, 0) {
+		fail("replay.rate", "must be a number of requests per second ≥ 0 (0 = unlimited), got %v", rc.Rate)
+	}
+	switch {
+	case rc.Burst < 0:
+		fail("replay.burst", "must be ≥ 0 (0 = one per worker), got %d", rc.Burst)
+	case rc.Burst == 0:
+		out.burst = max(1, rc.Workers)
+	default:
+		out.burst = rc.Burst
+	}
+	positive := func(field string, d time.Duration) {
+		if d <= 0 {
+			fail(field, "must be > 0, like 5s, got %v", d)
+		}
+	}
+	positive("replay.connect_timeout", rc.ConnectTimeout)
+	positive("replay.response_header_timeout", rc.ResponseHeaderTimeout)
+	positive("replay.timeout", rc.Timeout)
+	if rc.MaxResponseBytes < 1 {
+		fail("replay.max_response_bytes", "must be ≥ 1, got %d", rc.MaxResponseBytes)
+	}
+	if rc.LineageHeaderPrefix != "" && !validToken(rc.LineageHeaderPrefix) {
+		fail("replay.lineage_header_prefix", "%q is not a valid header name prefix", rc.LineageHeaderPrefix)
+	}
+
+	if c.Limits.MaxInFlight < 1 {
+		fail("limits.max_in_flight", "must be ≥ 1, got %d", c.Limits.MaxInFlight)
+	}
+
+	out.redactor = redactor{}
+	for i, name := range c.RedactHeaders {
+		if !validToken(name) {
+			fail(fmt.Sprintf("redact_headers[%d]", i), "%q is not a valid header name", name)
+			continue
+		}
+		out.redactor[http.CanonicalHeaderKey(name)] = true
+	}
+	positive("shutdown_grace", c.ShutdownGrace)
+
+	if c.Flush.Rows < 0 {
+		fail("flush.rows", "must be ≥ 0, got %d", c.Flush.Rows)
+	}
+	if c.Flush.Bytes < 0 {
+		fail("flush.bytes", "must be ≥ 0, got %d", c.Flush.Bytes)
+	}
+	if c.Flush.Interval < 0 {
+		fail("flush.interval", "must be ≥ 0, got %v", c.Flush.Interval)
+	}
+	if c.Flush.Rows <= 0 && c.Flush.Bytes <= 0 && c.Flush.Interval <= 0 {
+		fail("flush", "set at least one of rows, bytes or interval, or rows are only flushed at shutdown")
+	}
+	return out, errs
+}
+
+func compileAll(exprs []string, field string, fail func(field, format string, args ...any)) []*regexp.Regexp {
+	var res []*regexp.Regexp
+	for i, e := range exprs {
+		if re := compileRegex(e, fmt.Sprintf("%s[%d]", field, i), fail); re != nil {
+			res = append(res, re)
+		}
+	}
+	return res
+}
+
+func compileRegex(expr, field string, fail func(field, format string, args ...any)) *regexp.Regexp {
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		var se *syntax.Error
+		if errors.As(err, &se) {
+			fail(field, "invalid regex %q: %s", expr, se.Code)
+		} else {
+			fail(field, "invalid regex %q: %v", expr, err)
+		}
+		return nil
+	}
+	return re
+}
+
+// validToken reports whether s is an RFC 9110 token: a valid method or
+// header name.
+func validToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

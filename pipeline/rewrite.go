@@ -1,0 +1,173 @@
+package pipeline
+
+import (
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+
+	"github.com/replaykit/replay/schemas"
+)
+
+// rewriter turns a captured request into the request sent to the target:
+// hop-by-hop headers dropped, rewrite rules applied in order, then the
+// replay ID header, then the Host policy.
+type rewriter struct {
+	rules    []rule
+	target   *url.URL
+	host     string // HostTarget, HostOriginal or a literal host
+	idHeader string // canonical; "" when disabled
+}
+
+// outRequest is the part of a request the rules edit.
+type outRequest struct {
+	Path   string // escaped form, as captured
+	Query  string // raw, without "?"
+	Header http.Header
+}
+
+type rule interface {
+	apply(r *outRequest)
+}
+
+// hopByHop are the headers that belong to one connection, not to the
+// request (RFC 9110 7.6.1), plus the ones the client recomputes.
+var hopByHop = map[string]bool{
+	"Connection":          true,
+	"Proxy-Connection":    true,
+	"Keep-Alive":          true,
+	"Proxy-Authenticate":  true,
+	"Proxy-Authorization": true,
+	"Te":                  true,
+	"Trailer":             true,
+	"Transfer-Encoding":   true,
+	"Upgrade":             true,
+	"Content-Length":      true, // recomputed from the body
+	"Host":                true, // set by the Host policy
+}
+
+// request returns the request to send for x, in the shape of a row: the
+// scheme and host it goes to (Host is the Host header), the full path
+// including the target's prefix, and the headers as sent, unredacted.
+func (w *rewriter) request(x *schemas.Exchange) schemas.Request {
+	out := outRequest{Path: x.Request.Path, Query: x.Request.Query, Header: forwardHeaders(x.Request.Headers)}
+	for _, r := range w.rules {
+		r.apply(&out)
+	}
+	if w.idHeader != "" {
+		out.Header.Set(w.idHeader, x.CorrelationID)
+	}
+	return schemas.Request{
+		Method:  x.Request.Method,
+		Scheme:  w.target.Scheme,
+		Host:    w.hostHeader(x),
+		Path:    joinPath(w.target.EscapedPath(), out.Path),
+		Query:   out.Query,
+		Headers: out.Header,
+		Body:    x.Request.Body,
+	}
+}
+
+// hostHeader applies the Host policy.
+func (w *rewriter) hostHeader(x *schemas.Exchange) string {
+	switch w.host {
+	case HostTarget:
+		return w.target.Host
+	case HostOriginal:
+		if x.Request.Host != "" {
+			return x.Request.Host
+		}
+		for k, vs := range x.Request.Headers {
+			if strings.EqualFold(k, "Host") && len(vs) > 0 && vs[0] != "" {
+				return vs[0]
+			}
+		}
+		return w.target.Host
+	default:
+		return w.host
+	}
+}
+
+// forwardHeaders copies captured headers into canonical form, without
+// hop-by-hop headers and without the headers the Connection header names.
+func forwardHeaders(captured map[string][]string) http.Header {
+	h := make(http.Header, len(captured))
+	for k, vs := range captured {
+		ck := http.CanonicalHeaderKey(k)
+		if hopByHop[ck] {
+			continue
+		}
+		h[ck] = append(h[ck], vs...)
+	}
+	for k, vs := range captured {
+		if http.CanonicalHeaderKey(k) != "Connection" {
+			continue
+		}
+		for _, v := range vs {
+			for _, name := range strings.Split(v, ",") {
+				if name = strings.TrimSpace(name); name != "" {
+					h.Del(name)
+				}
+			}
+		}
+	}
+	return h
+}
+
+// joinPath puts the target's path prefix before a request path.
+func joinPath(prefix, path string) string {
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	return strings.TrimSuffix(prefix, "/") + path
+}
+
+type pathRule struct {
+	re      *regexp.Regexp
+	replace string
+}
+
+func (p pathRule) apply(r *outRequest) { r.Path = p.re.ReplaceAllString(r.Path, p.replace) }
+
+// queryRule edits the raw query without re-encoding the parameters it
+// leaves alone, so their order and escaping reach the target unchanged.
+type queryRule struct {
+	set    [][2]string     // sorted by name
+	remove map[string]bool // includes the names in set
+}
+
+func (q queryRule) apply(r *outRequest) {
+	var kept []string
+	if r.Query != "" {
+		for _, part := range strings.Split(r.Query, "&") {
+			if part == "" {
+				continue
+			}
+			name, _, _ := strings.Cut(part, "=")
+			if dec, err := url.QueryUnescape(name); err == nil {
+				name = dec
+			}
+			if !q.remove[name] {
+				kept = append(kept, part)
+			}
+		}
+	}
+	for _, kv := range q.set {
+		kept = append(kept, url.QueryEscape(kv[0])+"="+url.QueryEscape(kv[1]))
+	}
+	r.Query = strings.Join(kept, "&")
+}
+
+type headerRule struct {
+	set    [][2]string // canonical names, sorted
+	remove []string    // canonical names
+}
+
+func (h headerRule) apply(r *outRequest) {
+	for _, name := range h.remove {
+		r.Header.Del(name)
+	}
+	for _, kv := range h.set {
+		r.Header.Set(kv[0], kv[1])
+	}
+}

@@ -1,0 +1,103 @@
+package pipeline
+
+import (
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/replaykit/replay/schemas"
+)
+
+// Stats is a snapshot of a pipeline's counters since New.
+type Stats struct {
+	Consumed     int64 // records polled from the source
+	Decoded      int64 // records decoded into an exchange
+	DeadLettered int64 // records that could not be decoded
+	Filtered     int64 // decoded records not selected for replay
+	Replayed     int64 // replay rows produced, failed replays included
+	// ReplayErrors counts replay rows with an error, by error kind
+	// (schemas.ErrorTimeout, …, ErrorBodyTooLarge); kinds never seen are
+	// absent.
+	ReplayErrors map[string]int64
+	RowsWritten  TableRows // rows in batches the sink flushed successfully
+	Flushes      int64     // successful sink flushes
+	Commits      int64     // successful Source.Commit calls
+	CommitErrors int64     // failed Source.Commit calls (retried with the next flush)
+	InFlight     int64     // records holding an in-flight slot now
+	// Committed is, per partition, the last offset committed to the source
+	// (the next offset to read).
+	Committed schemas.Offsets
+}
+
+// TableRows counts rows per output table.
+type TableRows struct {
+	Production int64
+	Replay     int64
+	DeadLetter int64
+}
+
+// errorKinds are the kinds counted in Stats.ReplayErrors.
+var errorKinds = [...]string{
+	schemas.ErrorTimeout, schemas.ErrorRefused, schemas.ErrorReset, schemas.ErrorTLS,
+	schemas.ErrorDNS, schemas.ErrorOther, ErrorBodyTooLarge,
+}
+
+type stats struct {
+	consumed, decoded, deadLettered, filtered, replayed atomic.Int64
+	replayErrors                                        [len(errorKinds)]atomic.Int64
+	written                                             struct{ production, replay, deadLetter atomic.Int64 }
+	flushes, commits, commitErrors                      atomic.Int64
+
+	mu        sync.Mutex
+	committed schemas.Offsets
+}
+
+func (s *stats) replayError(kind string) {
+	i := slices.Index(errorKinds[:], kind)
+	if i < 0 {
+		i = slices.Index(errorKinds[:], schemas.ErrorOther)
+	}
+	s.replayErrors[i].Add(1)
+}
+
+func (s *stats) committedOffsets(o schemas.Offsets) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.committed == nil {
+		s.committed = schemas.Offsets{}
+	}
+	maps.Copy(s.committed, o)
+}
+
+// Stats returns a snapshot of the counters. Safe to call concurrently with
+// Run.
+func (p *Pipeline) Stats() Stats {
+	s := &p.stats
+	out := Stats{
+		Consumed:     s.consumed.Load(),
+		Decoded:      s.decoded.Load(),
+		DeadLettered: s.deadLettered.Load(),
+		Filtered:     s.filtered.Load(),
+		Replayed:     s.replayed.Load(),
+		ReplayErrors: map[string]int64{},
+		RowsWritten: TableRows{
+			Production: s.written.production.Load(),
+			Replay:     s.written.replay.Load(),
+			DeadLetter: s.written.deadLetter.Load(),
+		},
+		Flushes:      s.flushes.Load(),
+		Commits:      s.commits.Load(),
+		CommitErrors: s.commitErrors.Load(),
+		InFlight:     p.inFlight.Load(),
+	}
+	for i, k := range errorKinds {
+		if n := s.replayErrors[i].Load(); n > 0 {
+			out.ReplayErrors[k] = n
+		}
+	}
+	s.mu.Lock()
+	out.Committed = maps.Clone(s.committed)
+	s.mu.Unlock()
+	return out
+}

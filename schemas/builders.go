@@ -1,0 +1,469 @@
+package schemas
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// ErrInvalidRow is wrapped by the error a builder's Append returns for a row
+// it cannot store (a missing run ID, correlation ID or exchange). Nothing of
+// such a row is appended.
+var ErrInvalidRow = errors.New("invalid row")
+
+// How rows map onto columns, the same in every builder:
+//
+//   - A nil map (headers, lineage, attributes) is written as null; a non-nil
+//     map, even an empty one, as a map with its entries, keys sorted. A nil
+//     header value list is written as an empty list.
+//   - A nil body (request, response, key, raw) is written as null; a non-nil
+//     empty body as an empty binary value.
+//   - A nil Response writes null status, headers, body and latency.
+//   - error_kind and error_message are null when empty; other strings are
+//     written as they are, empty included.
+//   - Times are stored in microseconds, UTC (sub-microsecond precision is
+//     dropped). A zero replayed_at or received_at is null; captured_at is
+//     required, and a dead letter with a zero CapturedAt gets its ReceivedAt so
+//     it lands in a real day partition.
+//
+// Bytes() estimates the Arrow memory a row takes: the variable-length data
+// plus a fixed allowance per row for offsets, validity and fixed-width
+// columns. It is meant for flush budgets, not accounting.
+
+// rowOverhead is the fixed allowance per row in Bytes().
+const rowOverhead = 128
+
+// rowBuilder is the part every table builder shares.
+type rowBuilder struct {
+	rb    *array.RecordBuilder
+	rows  int
+	bytes int64
+}
+
+func newRowBuilder(mem memory.Allocator, tableName string) rowBuilder {
+	return rowBuilder{rb: array.NewRecordBuilder(mem, ArrowSchema(tableName))}
+}
+
+// column returns the typed builder of the named column. A mismatch is a bug in
+// this package, caught by its tests.
+func column[T array.Builder](r *rowBuilder, name string) T {
+	idx := r.rb.Schema().FieldIndices(name)
+	if len(idx) != 1 {
+		panic(fmt.Sprintf("schemas: no column %q in %v", name, r.rb.Schema()))
+	}
+
+	return r.rb.Field(idx[0]).(T)
+}
+
+// Len returns the number of rows appended since the last NewRecord.
+func (r *rowBuilder) Len() int { return r.rows }
+
+// Bytes returns the approximate bytes appended since the last NewRecord.
+func (r *rowBuilder) Bytes() int64 { return r.bytes }
+
+// Schema returns the Arrow schema of the records built.
+func (r *rowBuilder) Schema() *arrow.Schema { return r.rb.Schema() }
+
+// NewRecord returns the rows appended so far as one record and resets the
+// builder. The caller releases the record.
+func (r *rowBuilder) NewRecord() arrow.RecordBatch {
+	r.rows, r.bytes = 0, 0
+
+	return r.rb.NewRecordBatch()
+}
+
+// Release frees the builder's memory, including rows not yet turned into a
+// record. The builder cannot be used afterwards.
+func (r *rowBuilder) Release() {
+	if r.rb != nil {
+		r.rb.Release()
+		r.rb = nil
+	}
+}
+
+// Check reports, wrapping ErrInvalidRow, why the row cannot be stored: no
+// exchange, run ID or correlation ID. Append checks it; a caller adding
+// several rows at once checks them all first.
+func (r *ProductionRow) Check() error {
+	if r == nil || r.Exchange == nil {
+		return fmt.Errorf("%w for %s: no exchange", ErrInvalidRow, TableProduction)
+	}
+
+	return checkIDs(TableProduction, r.RunID, r.Exchange.CorrelationID)
+}
+
+// Check reports, wrapping ErrInvalidRow, why the row cannot be stored: no
+// run ID or correlation ID.
+func (r *ReplayRow) Check() error {
+	if r == nil {
+		return fmt.Errorf("%w for %s: nil row", ErrInvalidRow, TableReplay)
+	}
+
+	return checkIDs(TableReplay, r.RunID, r.CorrelationID)
+}
+
+// Check reports, wrapping ErrInvalidRow, why the row cannot be stored: no
+// run ID or correlation ID.
+func (r *DeadLetterRow) Check() error {
+	if r == nil {
+		return fmt.Errorf("%w for %s: nil row", ErrInvalidRow, TableDeadLetters)
+	}
+
+	return checkIDs(TableDeadLetters, r.RunID, r.CorrelationID)
+}
+
+func checkIDs(table, runID, correlationID string) error {
+	if runID == "" {
+		return fmt.Errorf("%w for %s: run_id is empty", ErrInvalidRow, table)
+	}
+	if correlationID == "" {
+		return fmt.Errorf("%w for %s: correlation_id is empty", ErrInvalidRow, table)
+	}
+
+	return nil
+}
+
+// coordinates are the three source columns every table has.
+type coordinates struct {
+	topic     *array.StringBuilder
+	partition *array.Int32Builder
+	offset    *array.Int64Builder
+}
+
+func newCoordinates(r *rowBuilder) coordinates {
+	return coordinates{
+		topic:     column[*array.StringBuilder](r, "source_topic"),
+		partition: column[*array.Int32Builder](r, "source_partition"),
+		offset:    column[*array.Int64Builder](r, "source_offset"),
+	}
+}
+
+func (c coordinates) append(src Coordinates) int64 {
+	c.topic.Append(src.Topic)
+	c.partition.Append(src.Partition)
+	c.offset.Append(src.Offset)
+
+	return int64(len(src.Topic))
+}
+
+// response are the four response columns of production and replay rows.
+type response struct {
+	status  *array.Int32Builder
+	headers *array.MapBuilder
+	body    *array.BinaryBuilder
+	latency *array.Float64Builder
+}
+
+func newResponse(r *rowBuilder) response {
+	return response{
+		status:  column[*array.Int32Builder](r, "response_status"),
+		headers: column[*array.MapBuilder](r, "response_headers"),
+		body:    column[*array.BinaryBuilder](r, "response_body"),
+		latency: column[*array.Float64Builder](r, "response_latency_ms"),
+	}
+}
+
+func (c response) append(resp *Response) int64 {
+	if resp == nil {
+		c.status.AppendNull()
+		c.headers.AppendNull()
+		c.body.AppendNull()
+		c.latency.AppendNull()
+
+		return 0
+	}
+	c.status.Append(int32(resp.Status))
+	c.latency.Append(resp.LatencyMS)
+
+	return appendHeaders(c.headers, resp.Headers) + appendBinary(c.body, resp.Body)
+}
+
+func timestamp(t time.Time) arrow.Timestamp { return arrow.Timestamp(t.UnixMicro()) }
+
+func appendTime(b *array.TimestampBuilder, t time.Time) { b.Append(timestamp(t)) }
+
+// appendOptTime writes the zero time as null.
+func appendOptTime(b *array.TimestampBuilder, t time.Time) {
+	if t.IsZero() {
+		b.AppendNull()
+
+		return
+	}
+	b.Append(timestamp(t))
+}
+
+func appendString(b *array.StringBuilder, s string) int64 {
+	b.Append(s)
+
+	return int64(len(s))
+}
+
+// appendOptString writes "" as null.
+func appendOptString(b *array.StringBuilder, s string) int64 {
+	if s == "" {
+		b.AppendNull()
+
+		return 0
+	}
+	b.Append(s)
+
+	return int64(len(s))
+}
+
+func appendBinary(b *array.BinaryBuilder, v []byte) int64 {
+	if v == nil {
+		b.AppendNull()
+
+		return 0
+	}
+	b.Append(v)
+
+	return int64(len(v))
+}
+
+func appendHeaders(b *array.MapBuilder, h map[string][]string) int64 {
+	if h == nil {
+		b.AppendNull()
+
+		return 0
+	}
+	b.Append(true)
+	keys := b.KeyBuilder().(*array.StringBuilder)
+	lists := b.ItemBuilder().(*array.ListBuilder)
+	values := lists.ValueBuilder().(*array.StringBuilder)
+	var n int64
+	for _, k := range sortedKeys(h) {
+		keys.Append(k)
+		lists.Append(true)
+		n += int64(len(k)) + 8
+		for _, v := range h[k] {
+			values.Append(v)
+			n += int64(len(v)) + 4
+		}
+	}
+
+	return n
+}
+
+func appendStringMap(b *array.MapBuilder, m map[string]string) int64 {
+	if m == nil {
+		b.AppendNull()
+
+		return 0
+	}
+	b.Append(true)
+	keys := b.KeyBuilder().(*array.StringBuilder)
+	values := b.ItemBuilder().(*array.StringBuilder)
+	var n int64
+	for _, k := range sortedKeys(m) {
+		keys.Append(k)
+		values.Append(m[k])
+		n += int64(len(k)+len(m[k])) + 8
+	}
+
+	return n
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+
+	return keys
+}
+
+// ProductionBuilder builds production_responses records.
+type ProductionBuilder struct {
+	rowBuilder
+	runID, correlationID *array.StringBuilder
+	capturedAt           *array.TimestampBuilder
+	source               coordinates
+	method, scheme, host *array.StringBuilder
+	path, query          *array.StringBuilder
+	reqHeaders           *array.MapBuilder
+	reqBody              *array.BinaryBuilder
+	resp                 response
+	lineage, attributes  *array.MapBuilder
+}
+
+// NewProductionBuilder returns a builder of production_responses records
+// allocating from mem. The caller releases it.
+func NewProductionBuilder(mem memory.Allocator) *ProductionBuilder {
+	b := &ProductionBuilder{rowBuilder: newRowBuilder(mem, TableProduction)}
+	r := &b.rowBuilder
+	b.runID = column[*array.StringBuilder](r, "run_id")
+	b.correlationID = column[*array.StringBuilder](r, "correlation_id")
+	b.capturedAt = column[*array.TimestampBuilder](r, "captured_at")
+	b.source = newCoordinates(r)
+	b.method = column[*array.StringBuilder](r, "request_method")
+	b.scheme = column[*array.StringBuilder](r, "request_scheme")
+	b.host = column[*array.StringBuilder](r, "request_host")
+	b.path = column[*array.StringBuilder](r, "request_path")
+	b.query = column[*array.StringBuilder](r, "request_query")
+	b.reqHeaders = column[*array.MapBuilder](r, "request_headers")
+	b.reqBody = column[*array.BinaryBuilder](r, "request_body")
+	b.resp = newResponse(r)
+	b.lineage = column[*array.MapBuilder](r, "lineage")
+	b.attributes = column[*array.MapBuilder](r, "attributes")
+
+	return b
+}
+
+// Append adds one row. It appends nothing and returns the error of
+// row.Check when the row cannot be stored.
+func (b *ProductionBuilder) Append(row *ProductionRow) error {
+	if err := row.Check(); err != nil {
+		return err
+	}
+	x := row.Exchange
+	n := int64(rowOverhead)
+	n += appendString(b.runID, row.RunID)
+	n += appendString(b.correlationID, x.CorrelationID)
+	appendTime(b.capturedAt, x.CapturedAt)
+	n += b.source.append(x.Source)
+	n += appendString(b.method, x.Request.Method)
+	n += appendString(b.scheme, x.Request.Scheme)
+	n += appendString(b.host, x.Request.Host)
+	n += appendString(b.path, x.Request.Path)
+	n += appendString(b.query, x.Request.Query)
+	n += appendHeaders(b.reqHeaders, x.Request.Headers)
+	n += appendBinary(b.reqBody, x.Request.Body)
+	n += b.resp.append(x.Response)
+	n += appendStringMap(b.lineage, x.Lineage)
+	n += appendStringMap(b.attributes, x.Attributes)
+	b.rows++
+	b.bytes += n
+
+	return nil
+}
+
+// ReplayBuilder builds replay_responses records.
+type ReplayBuilder struct {
+	rowBuilder
+	runID, correlationID    *array.StringBuilder
+	capturedAt, replayedAt  *array.TimestampBuilder
+	target                  *array.StringBuilder
+	source                  coordinates
+	method, path, query     *array.StringBuilder
+	reqHeaders              *array.MapBuilder
+	reqBody                 *array.BinaryBuilder
+	resp                    response
+	errorKind, errorMessage *array.StringBuilder
+	attempts                *array.Int32Builder
+	lineage                 *array.MapBuilder
+}
+
+// NewReplayBuilder returns a builder of replay_responses records allocating
+// from mem. The caller releases it.
+func NewReplayBuilder(mem memory.Allocator) *ReplayBuilder {
+	b := &ReplayBuilder{rowBuilder: newRowBuilder(mem, TableReplay)}
+	r := &b.rowBuilder
+	b.runID = column[*array.StringBuilder](r, "run_id")
+	b.correlationID = column[*array.StringBuilder](r, "correlation_id")
+	b.capturedAt = column[*array.TimestampBuilder](r, "captured_at")
+	b.replayedAt = column[*array.TimestampBuilder](r, "replayed_at")
+	b.target = column[*array.StringBuilder](r, "target")
+	b.source = newCoordinates(r)
+	b.method = column[*array.StringBuilder](r, "request_method")
+	b.path = column[*array.StringBuilder](r, "request_path")
+	b.query = column[*array.StringBuilder](r, "request_query")
+	b.reqHeaders = column[*array.MapBuilder](r, "request_headers")
+	b.reqBody = column[*array.BinaryBuilder](r, "request_body")
+	b.resp = newResponse(r)
+	b.errorKind = column[*array.StringBuilder](r, "error_kind")
+	b.errorMessage = column[*array.StringBuilder](r, "error_message")
+	b.attempts = column[*array.Int32Builder](r, "attempts")
+	b.lineage = column[*array.MapBuilder](r, "lineage")
+
+	return b
+}
+
+// Append adds one row. It appends nothing and returns the error of
+// row.Check when the row cannot be stored.
+func (b *ReplayBuilder) Append(row *ReplayRow) error {
+	if err := row.Check(); err != nil {
+		return err
+	}
+	n := int64(rowOverhead)
+	n += appendString(b.runID, row.RunID)
+	n += appendString(b.correlationID, row.CorrelationID)
+	appendTime(b.capturedAt, row.CapturedAt)
+	appendOptTime(b.replayedAt, row.ReplayedAt)
+	n += appendString(b.target, row.Target)
+	n += b.source.append(row.Source)
+	n += appendString(b.method, row.Request.Method)
+	n += appendString(b.path, row.Request.Path)
+	n += appendString(b.query, row.Request.Query)
+	n += appendHeaders(b.reqHeaders, row.Request.Headers)
+	n += appendBinary(b.reqBody, row.Request.Body)
+	n += b.resp.append(row.Response)
+	n += appendOptString(b.errorKind, row.ErrorKind)
+	n += appendOptString(b.errorMessage, row.ErrorMessage)
+	b.attempts.Append(int32(row.Attempts))
+	n += appendStringMap(b.lineage, row.Lineage)
+	b.rows++
+	b.bytes += n
+
+	return nil
+}
+
+// DeadLetterBuilder builds dead_letters records.
+type DeadLetterBuilder struct {
+	rowBuilder
+	runID, correlationID   *array.StringBuilder
+	capturedAt, receivedAt *array.TimestampBuilder
+	source                 coordinates
+	key, raw               *array.BinaryBuilder
+	reason, err            *array.StringBuilder
+}
+
+// NewDeadLetterBuilder returns a builder of dead_letters records allocating
+// from mem. The caller releases it.
+func NewDeadLetterBuilder(mem memory.Allocator) *DeadLetterBuilder {
+	b := &DeadLetterBuilder{rowBuilder: newRowBuilder(mem, TableDeadLetters)}
+	r := &b.rowBuilder
+	b.runID = column[*array.StringBuilder](r, "run_id")
+	b.correlationID = column[*array.StringBuilder](r, "correlation_id")
+	b.capturedAt = column[*array.TimestampBuilder](r, "captured_at")
+	b.receivedAt = column[*array.TimestampBuilder](r, "received_at")
+	b.source = newCoordinates(r)
+	b.key = column[*array.BinaryBuilder](r, "key")
+	b.raw = column[*array.BinaryBuilder](r, "raw")
+	b.reason = column[*array.StringBuilder](r, "reason")
+	b.err = column[*array.StringBuilder](r, "error")
+
+	return b
+}
+
+// Append adds one row. It appends nothing and returns the error of
+// row.Check when the row cannot be stored.
+func (b *DeadLetterBuilder) Append(row *DeadLetterRow) error {
+	if err := row.Check(); err != nil {
+		return err
+	}
+	captured := row.CapturedAt
+	if captured.IsZero() {
+		captured = row.ReceivedAt
+	}
+	n := int64(rowOverhead)
+	n += appendString(b.runID, row.RunID)
+	n += appendString(b.correlationID, row.CorrelationID)
+	appendTime(b.capturedAt, captured)
+	appendOptTime(b.receivedAt, row.ReceivedAt)
+	n += b.source.append(row.Source)
+	n += appendBinary(b.key, row.Key)
+	n += appendBinary(b.raw, row.Raw)
+	n += appendString(b.reason, row.Reason)
+	n += appendString(b.err, row.Error)
+	b.rows++
+	b.bytes += n
+
+	return nil
+}

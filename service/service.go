@@ -1,0 +1,92 @@
+// Package service assembles one replay process from a config.Config: it
+// opens the source and the Iceberg sink, runs the pipeline between them, and
+// closes everything in order, logging each step. cmd/replay and the demo both
+// run replay through it, so the demo exercises exactly what production runs.
+//
+// It holds wiring only; behaviour lives in sources, pipeline and sinks.
+package service
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/replaykit/replay/config"
+	"github.com/replaykit/replay/pipeline"
+	"github.com/replaykit/replay/sinks"
+	"github.com/replaykit/replay/sources"
+)
+
+// Result is what a finished run reports.
+type Result struct {
+	Stats pipeline.Stats
+	// Sink is still open so callers can read the tables back; Close it.
+	Sink *sinks.Iceberg
+}
+
+type closingSource interface {
+	pipeline.Source
+	Close()
+}
+
+// Run opens the source and sink cfg describes and runs the pipeline until ctx
+// ends (graceful drain) or a finite source is exhausted. The returned
+// Result's Sink is open when err is nil; the caller closes it.
+func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Result, error) {
+	started := time.Now()
+	sinkCfg := cfg.Sink
+	if cfg.Source.Type == "kafka" {
+		sinkCfg.Group = cfg.Source.Kafka.Group
+	}
+	sink, err := sinks.OpenIceberg(ctx, sinkCfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	src, err := openSource(ctx, cfg, logger)
+	if err != nil {
+		_ = sink.Close()
+		return nil, err
+	}
+	pcfg := cfg.Pipeline
+	pcfg.RunID = cfg.RunID
+	pcfg.Flush = pipeline.FlushPolicy{Rows: cfg.Sink.Flush.Rows, Bytes: cfg.Sink.Flush.Bytes, Interval: cfg.Sink.Flush.Interval}
+	p, err := pipeline.New(pcfg, src, sink, logger)
+	if err != nil {
+		src.Close()
+		_ = sink.Close()
+		return nil, fmt.Errorf("build pipeline: %w", err)
+	}
+	logger.Info("replay run starting", "run_id", cfg.RunID, "source", cfg.Source.Type, "target", cfg.Pipeline.Replay.Target,
+		"catalog", cfg.Sink.Catalog.Type, "namespace", cfg.Sink.Namespace)
+	runErr := p.Run(ctx)
+
+	t := time.Now()
+	src.Close()
+	logger.Info("source closed", "took", time.Since(t).Round(time.Millisecond))
+	stats := p.Stats()
+	if runErr != nil {
+		_ = sink.Close()
+		return &Result{Stats: stats}, runErr
+	}
+	logger.Info("replay run finished", "run_id", cfg.RunID, "took", time.Since(started).Round(time.Millisecond),
+		"consumed", stats.Consumed, "replayed", stats.Replayed, "dead_lettered", stats.DeadLettered)
+	return &Result{Stats: stats, Sink: sink}, nil
+}
+
+func openSource(ctx context.Context, cfg config.Config, logger *slog.Logger) (closingSource, error) {
+	switch cfg.Source.Type {
+	case "file":
+		f, err := sources.NewFile(cfg.Source.File)
+		if err != nil {
+			return nil, err
+		}
+		return fileSource{f}, nil
+	default:
+		return sources.NewKafka(ctx, cfg.Source.Kafka, logger)
+	}
+}
+
+type fileSource struct{ *sources.File }
+
+func (f fileSource) Close() { _ = f.File.Close() }

@@ -1,0 +1,277 @@
+package sinks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/catalog"
+	sqlcat "github.com/apache/iceberg-go/catalog/sql"
+	"github.com/apache/iceberg-go/table"
+
+	// Catalog implementations register themselves with catalog.Load.
+	_ "github.com/apache/iceberg-go/catalog/glue"
+	_ "github.com/apache/iceberg-go/catalog/hadoop"
+	_ "github.com/apache/iceberg-go/catalog/hive"
+	_ "github.com/apache/iceberg-go/catalog/rest"
+	// s3:// (and s3a, s3n, oss) warehouses.
+	_ "github.com/apache/iceberg-go/io/gocloud/s3"
+	// Pure Go SQLite for the embedded default catalog; registers driver "sqlite".
+	_ "modernc.org/sqlite"
+)
+
+// configPath is where IcebergConfig sits in replay's configuration file; it
+// prefixes the field named in runtime errors ("check sink.catalog.uri").
+const configPath = "sink."
+
+// Catalog types replay links in. Each registers itself with iceberg-go's
+// catalog.Load.
+var catalogTypes = []string{"sql", "rest", "glue", "hive", "hadoop"}
+
+// Parquet codecs iceberg-go's writer understands
+// (write.parquet.compression-codec).
+var compressionCodecs = []string{"zstd", "snappy", "gzip", "brotli", "lz4", "lz4raw", "uncompressed"}
+
+// Warehouse URL schemes with a linked FileIO; a local path needs none.
+var warehouseSchemes = []string{"file", "s3", "s3a", "s3n", "oss"}
+
+// Catalog properties set from their own config fields, never from
+// catalog.properties.
+var reservedProperties = map[string]string{"type": "type", "uri": "uri", "warehouse": "warehouse"}
+
+// IcebergConfig configures the Iceberg sink: where the catalog and the
+// warehouse are, which namespace holds replay's tables, when to flush, and
+// how data files are compressed.
+type IcebergConfig struct {
+	Catalog CatalogConfig `yaml:"catalog"`
+	// Namespace holds the tables; dots separate levels ("a.b").
+	Namespace string      `yaml:"namespace"`
+	Flush     FlushConfig `yaml:"flush"`
+	// Compression is the Parquet codec of data files, the table property
+	// write.parquet.compression-codec: zstd, snappy, gzip, brotli, lz4,
+	// lz4raw or uncompressed. Changing it updates existing tables on open.
+	Compression string `yaml:"compression"`
+	// Group is the consumer group name, recorded with the offsets in every
+	// snapshot summary. Set by the caller, not the configuration file.
+	Group string `yaml:"-"`
+}
+
+// CatalogConfig says which Iceberg catalog to use.
+type CatalogConfig struct {
+	// Type is sql, rest, glue, hive or hadoop.
+	Type string `yaml:"type"`
+	// Name is the catalog's name; the sql catalog stores it in every row.
+	Name string `yaml:"name"`
+	// URI is the catalog endpoint: a SQLite file path (or a DSN when
+	// catalog.properties sets sql.driver) for sql, the server URL for rest,
+	// thrift://host:port for hive. Not used by glue or hadoop.
+	URI string `yaml:"uri"`
+	// Warehouse is the root of table data: a local path (made absolute and
+	// turned into a file:// URL, created if missing), file://… or s3://….
+	// A rest catalog gets it as is: whatever its server calls a warehouse.
+	Warehouse string `yaml:"warehouse"`
+	// Properties pass through to the catalog and its FileIO: s3.endpoint,
+	// s3.region, s3.path-style-access, s3.access-key-id, token, credential,
+	// sql.driver, sql.dialect, … See iceberg-go for the keys of each catalog.
+	Properties map[string]string `yaml:"properties"`
+}
+
+// FlushConfig bounds the rows buffered between commits. The pipeline
+// flushes when any bound is reached.
+type FlushConfig struct {
+	Rows     int           `yaml:"rows"`
+	Bytes    int64         `yaml:"bytes"`
+	Interval time.Duration `yaml:"interval"`
+}
+
+// DefaultIcebergConfig returns the embedded default: a SQLite catalog and a
+// local warehouse under ./replay-data, namespace replay, flushes every
+// 10,000 rows, 64 MiB or 5 s, zstd data files.
+func DefaultIcebergConfig() IcebergConfig {
+	return IcebergConfig{
+		Catalog: CatalogConfig{
+			Type:      "sql",
+			Name:      "replay",
+			URI:       "./replay-data/catalog.db",
+			Warehouse: "./replay-data/warehouse",
+		},
+		Namespace:   "replay",
+		Flush:       FlushConfig{Rows: 10_000, Bytes: 64 << 20, Interval: 5 * time.Second},
+		Compression: "zstd",
+	}
+}
+
+// Validate returns every problem with the configuration. Each message starts
+// with the field path relative to IcebergConfig, e.g.
+// "flush.rows: must be ≥ 1, got 0".
+func (c *IcebergConfig) Validate() []error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	cat := c.Catalog
+	switch {
+	case cat.Type == "":
+		add("catalog.type: is empty; use one of %s", strings.Join(catalogTypes, ", "))
+	case !slices.Contains(catalogTypes, cat.Type):
+		add("catalog.type: unknown catalog type %q; use one of %s", cat.Type, strings.Join(catalogTypes, ", "))
+	}
+	if cat.Name == "" {
+		add("catalog.name: is empty; name the catalog, e.g. replay")
+	}
+	switch cat.Type {
+	case "sql", "rest", "hive":
+		if cat.URI == "" {
+			add("catalog.uri: is empty; the %s catalog needs one", cat.Type)
+		}
+	}
+	switch cat.Type {
+	case "sql", "hadoop":
+		if cat.Warehouse == "" {
+			add("catalog.warehouse: is empty; the %s catalog needs a local path, file:// or s3:// URL", cat.Type)
+		}
+	}
+	if cat.Warehouse != "" && cat.Type != "rest" {
+		if scheme, ok := urlScheme(cat.Warehouse); ok && !slices.Contains(warehouseSchemes, scheme) {
+			add("catalog.warehouse: scheme %q is not supported; use a local path or one of %s://",
+				scheme, strings.Join(warehouseSchemes, "://, "))
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(cat.Properties)) {
+		if field, ok := reservedProperties[strings.ToLower(k)]; ok {
+			add("catalog.properties.%s: set catalog.%s instead", k, field)
+		}
+	}
+
+	if c.Namespace == "" {
+		add("namespace: is empty; name the namespace of replay's tables, e.g. replay")
+	} else if slices.Contains(strings.Split(c.Namespace, "."), "") {
+		add("namespace: %q has an empty level", c.Namespace)
+	}
+	if c.Flush.Rows < 1 {
+		add("flush.rows: must be ≥ 1, got %d", c.Flush.Rows)
+	}
+	if c.Flush.Bytes < 1 {
+		add("flush.bytes: must be ≥ 1, got %d", c.Flush.Bytes)
+	}
+	if c.Flush.Interval <= 0 {
+		add("flush.interval: must be > 0, got %s", c.Flush.Interval)
+	}
+	if !slices.Contains(compressionCodecs, c.Compression) {
+		add("compression: unknown Parquet codec %q; use one of %s", c.Compression, strings.Join(compressionCodecs, ", "))
+	}
+
+	return errs
+}
+
+// urlScheme returns the scheme of s when s is a URL ("s3://b/p"), and false
+// for a local path, including a Windows one ("C:\x").
+func urlScheme(s string) (string, bool) {
+	i := strings.Index(s, "://")
+	if i <= 1 {
+		return "", false
+	}
+
+	return strings.ToLower(s[:i]), true
+}
+
+// loadCatalog opens the configured catalog. For a local warehouse and the
+// SQLite catalog it first creates the directories they need.
+func loadCatalog(ctx context.Context, cfg CatalogConfig) (catalog.Catalog, string, error) {
+	props := iceberg.Properties{}
+	maps.Copy(props, cfg.Properties)
+	props["type"] = cfg.Type
+
+	warehouse := cfg.Warehouse
+	if warehouse != "" {
+		// A REST server takes the warehouse as is: often a name it knows,
+		// not a path.
+		if _, isURL := urlScheme(warehouse); !isURL && cfg.Type != "rest" {
+			abs, err := filepath.Abs(warehouse)
+			if err != nil {
+				return nil, "", fmt.Errorf("resolve warehouse path %q: %w; check %scatalog.warehouse", warehouse, err, configPath)
+			}
+			if err := os.MkdirAll(abs, 0o755); err != nil {
+				return nil, "", fmt.Errorf("create warehouse directory %q: %w; check %scatalog.warehouse", warehouse, err, configPath)
+			}
+			warehouse = "file://" + filepath.ToSlash(abs)
+		}
+		props["warehouse"] = warehouse
+	}
+
+	uri := cfg.URI
+	what := fmt.Sprintf("%s catalog", cfg.Type)
+	if cfg.URI != "" {
+		what += fmt.Sprintf(" at %q", cfg.URI)
+	}
+	if cfg.Type == "sql" && props[sqlcat.DriverKey] == "" {
+		dsn, err := sqliteDSN(cfg.URI)
+		if err != nil {
+			return nil, "", fmt.Errorf("open %s: %w; check %scatalog.uri", what, err, configPath)
+		}
+		uri = dsn
+		props[sqlcat.DriverKey] = "sqlite"
+		props[sqlcat.DialectKey] = string(sqlcat.SQLite)
+	}
+	if uri != "" {
+		props["uri"] = uri
+	}
+
+	cat, err := catalog.Load(ctx, cfg.Name, props)
+	if err != nil {
+		field := "catalog.uri"
+		if cfg.URI == "" {
+			field = "catalog.properties"
+		}
+
+		return nil, "", fmt.Errorf("open %s: %w; check %s%s", what, err, configPath, field)
+	}
+
+	return cat, warehouse, nil
+}
+
+// sqliteDSN turns a catalog file path into a modernc.org/sqlite DSN with WAL
+// and a busy timeout, creating the file's directory. A URI that already is a
+// DSN (file:… or with ?options) is used as is.
+func sqliteDSN(path string) (string, error) {
+	if strings.HasPrefix(path, "file:") || strings.Contains(path, "?") || path == ":memory:" {
+		return path, nil
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Dir(abs)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("create directory %q: %w", dir, err)
+	}
+	q := url.Values{"_pragma": {"busy_timeout(10000)", "journal_mode(WAL)"}}
+
+	escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(filepath.ToSlash(abs))
+
+	return "file:" + escaped + "?" + q.Encode(), nil
+}
+
+// ensureNamespace creates the namespace unless it exists.
+func ensureNamespace(ctx context.Context, cat catalog.Catalog, ns table.Identifier) error {
+	exists, err := cat.CheckNamespaceExists(ctx, ns)
+	if err != nil {
+		return err
+	}
+	if exists {
+		return nil
+	}
+	err = cat.CreateNamespace(ctx, ns, nil)
+	if errors.Is(err, catalog.ErrNamespaceAlreadyExists) { // created concurrently
+		return nil
+	}
+
+	return err
+}

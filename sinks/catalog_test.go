@@ -1,0 +1,74 @@
+package sinks
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(*IcebergConfig)
+		want   []string // message prefixes, in order
+	}{
+		{"default", func(*IcebergConfig) {}, nil},
+		{"rest without warehouse", func(c *IcebergConfig) {
+			c.Catalog = CatalogConfig{Type: "rest", Name: "prod", URI: "http://catalog:8181"}
+		}, nil},
+		{"rest with a warehouse name", func(c *IcebergConfig) {
+			c.Catalog = CatalogConfig{Type: "rest", Name: "prod", URI: "http://catalog:8181", Warehouse: "analytics"}
+		}, nil},
+		{"s3 warehouse", func(c *IcebergConfig) { c.Catalog.Warehouse = "s3://bucket/replay" }, nil},
+		{"unknown type", func(c *IcebergConfig) { c.Catalog.Type = "x" },
+			[]string{`catalog.type: unknown catalog type "x"; use one of sql, rest, glue, hive, hadoop`}},
+		{"empty type", func(c *IcebergConfig) { c.Catalog.Type = "" }, []string{"catalog.type: is empty"}},
+		{"sql without uri or warehouse", func(c *IcebergConfig) { c.Catalog.URI, c.Catalog.Warehouse = "", "" },
+			[]string{"catalog.uri: is empty", "catalog.warehouse: is empty"}},
+		{"unsupported warehouse scheme", func(c *IcebergConfig) { c.Catalog.Warehouse = "gs://b/p" },
+			[]string{`catalog.warehouse: scheme "gs" is not supported`}},
+		{"reserved property", func(c *IcebergConfig) { c.Catalog.Properties = map[string]string{"uri": "x", "s3.endpoint": "y"} },
+			[]string{"catalog.properties.uri: set catalog.uri instead"}},
+		{"flush and the rest", func(c *IcebergConfig) {
+			c.Catalog.Name, c.Namespace, c.Flush.Rows, c.Flush.Bytes, c.Flush.Interval, c.Compression = "", "a..b", 0, -1, 0, "lzma"
+		}, []string{
+			"catalog.name: is empty",
+			`namespace: "a..b" has an empty level`,
+			"flush.rows: must be ≥ 1, got 0",
+			"flush.bytes: must be ≥ 1, got -1",
+			"flush.interval: must be > 0, got 0s",
+			`compression: unknown Parquet codec "lzma"`,
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultIcebergConfig()
+			tc.change(&cfg)
+			errs := cfg.Validate()
+			if len(errs) != len(tc.want) {
+				t.Fatalf("Validate() = %v, want %d errors %q", errors.Join(errs...), len(tc.want), tc.want)
+			}
+			for i, err := range errs {
+				if !strings.HasPrefix(err.Error(), tc.want[i]) {
+					t.Errorf("error %d = %q, want prefix %q", i, err, tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestSQLiteDSN(t *testing.T) {
+	dir := t.TempDir()
+	dsn, err := sqliteDSN(dir + "/x/catalog.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(dsn, "file:"+dir+"/x/catalog.db?") || !strings.Contains(dsn, "journal_mode%28WAL%29") ||
+		!strings.Contains(dsn, "busy_timeout") {
+		t.Errorf("dsn = %q", dsn)
+	}
+	for _, given := range []string{"file:x.db?mode=memory", "x.db?_pragma=foreign_keys(1)", ":memory:"} {
+		if got, err := sqliteDSN(given); err != nil || got != given {
+			t.Errorf("sqliteDSN(%q) = %q, %v; want it unchanged", given, got, err)
+		}
+	}
+}
