@@ -190,9 +190,29 @@ func (l Log) Logger(w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// Marshal renders the configuration as YAML (for --print-config).
+// Marshal renders the configuration as YAML (for --print-config), with
+// secrets replaced by REDACTED.
 func (c *Config) Marshal() ([]byte, error) {
-	return yaml.Marshal(c)
+	shown := *c
+	if shown.Source.Kafka.SASL.Password != "" {
+		shown.Source.Kafka.SASL.Password = "REDACTED"
+	}
+	if len(c.Sink.Catalog.Properties) > 0 {
+		shown.Sink.Catalog.Properties = map[string]string{}
+		for k, v := range c.Sink.Catalog.Properties {
+			if isSecretKey(k) {
+				v = "REDACTED"
+			}
+			shown.Sink.Catalog.Properties[k] = v
+		}
+	}
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&shown); err != nil {
+		return nil, fmt.Errorf("render configuration: %w", err)
+	}
+	return buf.Bytes(), enc.Close()
 }
 
 // Fields lists every field path that Set and the environment accept, in
@@ -344,4 +364,15 @@ func walk(t reflect.Type, prefix string, fn func(path string, t reflect.Type)) {
 			fn(path, ft)
 		}
 	}
+}
+
+// isSecretKey reports whether a catalog property holds a credential.
+func isSecretKey(k string) bool {
+	k = strings.ToLower(k)
+	for _, s := range []string{"secret", "token", "credential", "password", "session-key"} {
+		if strings.Contains(k, s) {
+			return true
+		}
+	}
+	return false
 }

@@ -36,12 +36,12 @@ func (f *configFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.topics, "topic", "", "comma-separated capture topics (source.kafka.topics)")
 	fl.StringVar(&f.group, "group", "", "Kafka consumer group (source.kafka.group)")
 	fl.IntVar(&f.workers, "workers", 0, "concurrent replay requests (replay.workers)")
-	fl.Float64Var(&f.rate, "rate", -1, "replay requests per second, 0 = unlimited (replay.rate)")
+	fl.Float64Var(&f.rate, "rate", 0, "replay requests per second, 0 = unlimited (replay.rate)")
 	fl.BoolVar(&f.printConfig, "print-config", false, "print the effective configuration as YAML and exit")
 }
 
 // load builds the config: defaults < file < REPLAY_* env < named flags < --set.
-func (f *configFlags) load() (config.Config, error) {
+func (f *configFlags) load(cmd *cobra.Command) (config.Config, error) {
 	var sets []string
 	add := func(path, v string) { sets = append(sets, path+"="+v) }
 	if f.runID != "" {
@@ -59,10 +59,10 @@ func (f *configFlags) load() (config.Config, error) {
 	if f.group != "" {
 		add("source.kafka.group", f.group)
 	}
-	if f.workers != 0 {
+	if cmd.Flags().Changed("workers") {
 		add("replay.workers", fmt.Sprint(f.workers))
 	}
-	if f.rate >= 0 {
+	if cmd.Flags().Changed("rate") {
 		add("replay.rate", fmt.Sprint(f.rate))
 	}
 	return config.Load(f.file, os.Environ(), append(sets, f.sets...))
@@ -93,7 +93,7 @@ Fields settable with --set and REPLAY_*:
   ` + strings.Join(config.Fields(), "\n  "),
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := flags.load()
+			cfg, err := flags.load(cmd)
 			if flags.printConfig {
 				out, merr := cfg.Marshal()
 				if merr != nil {
