@@ -6,8 +6,10 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -46,6 +48,17 @@ type Config struct {
 	// original values. Default: Authorization, Proxy-Authorization, Cookie,
 	// Set-Cookie. An empty list redacts nothing.
 	RedactHeaders []string `yaml:"redact_headers"`
+
+	// RedactBodyPaths are JSONPath expressions (github.com/ohler55/ojg/jp
+	// syntax, rooted at $: "$.password", "$.card.number", "$..token") whose
+	// values are replaced by "REDACTED" in the request and response bodies
+	// of every row written, production and replay. A body is redacted when
+	// it is one JSON object or array (whatever its Content-Type says);
+	// other bodies (text, compressed, NDJSON, invalid JSON) are written
+	// untouched. A redacted body is re-encoded compactly with its object
+	// keys sorted; numbers keep their digits. The replayed request still
+	// carries the original body. Default: none.
+	RedactBodyPaths []string `yaml:"redact_body_paths"`
 
 	// ShutdownGrace bounds, once the run's context ends, the wait for
 	// in-flight replays and any flush already under way (their rows are
@@ -116,7 +129,12 @@ type QueryRewrite struct {
 // HeaderRewrite edits request headers; names are case-insensitive. Remove
 // is applied before Set, and Set replaces every existing value.
 type HeaderRewrite struct {
-	// Set maps a header name to the value it gets.
+	// Set maps a header name to the value it gets. ${NAME} in a value is
+	// replaced by the environment variable NAME when the pipeline is built,
+	// so a credential need not sit in the file: Authorization: "Bearer
+	// ${CANDIDATE_TOKEN}". A variable that is not set is a configuration
+	// error; a "$" not followed by "{" is kept as it is. Headers listed in
+	// redact_headers are still redacted in the rows.
 	Set map[string]string `yaml:"set"`
 	// Remove lists header names to drop.
 	Remove []string `yaml:"remove"`
@@ -171,6 +189,57 @@ type ReplayConfig struct {
 	// values joined by ",". Matched case-insensitively; empty disables.
 	// Default X-Lineage-.
 	LineageHeaderPrefix string `yaml:"lineage_header_prefix"`
+	// Retry says which failed requests are sent again.
+	Retry RetryConfig `yaml:"retry"`
+	// Breaker stops replaying while the target is down.
+	Breaker BreakerConfig `yaml:"breaker"`
+	// ProductionHosts lists the hosts (name or IP, optionally :port) that
+	// are production. New refuses a target that is one of them by name, or
+	// that resolves to an address one of them resolves to (a failed lookup
+	// is not an error). Default: none.
+	ProductionHosts []string `yaml:"production_hosts"`
+	// AllowProductionTarget turns off the production checks: the ones
+	// against ProductionHosts, and the one that stops a run when a selected
+	// record was captured from the target itself (replaying production
+	// traffic back into production). Default false.
+	AllowProductionTarget bool `yaml:"allow_production_target"`
+}
+
+// RetryConfig says when a failed request is sent again. Only connection
+// failures are retried: refused, reset (before the headers or in the middle
+// of the body), timeout, and DNS failures other than "no such host". TLS
+// failures, a host that does not exist, other errors and every HTTP status
+// (5xx included: it is a response) are not. The replay row records the
+// number of attempts and the outcome of the last one.
+type RetryConfig struct {
+	// Attempts is the number of tries in all; 1 disables retries. Default
+	// 3.
+	Attempts int `yaml:"attempts"`
+	// MinBackoff and MaxBackoff bound the wait before a retry, exponential
+	// with full jitter: before retry n the wait is uniform in [0,
+	// min(max_backoff, min_backoff·2^(n-1))]. A shutdown ends the wait and
+	// leaves the record to be replayed after a restart. Defaults 100ms and
+	// 2s.
+	MinBackoff time.Duration `yaml:"min_backoff"`
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+	// Methods lists the methods that are retried (case-insensitive):
+	// requests the target may see twice. Default GET, HEAD, OPTIONS, PUT,
+	// DELETE; POST and PATCH are retried only when listed.
+	Methods []string `yaml:"methods"`
+}
+
+// BreakerConfig configures the circuit breaker. After Errors consecutive
+// replays failed at the connection level (after their retries), the
+// breaker opens: no new request is sent, records wait for it (holding
+// their in-flight slots, so the source stops being polled), and every
+// ProbeInterval one waiting record is sent as a probe. A response (any
+// status) closes it; a failed probe keeps it open.
+type BreakerConfig struct {
+	// Errors is the number of consecutive failed replays that opens the
+	// breaker; 0 disables it. Default 50.
+	Errors int `yaml:"errors"`
+	// ProbeInterval is the time between probes while open. Default 5s.
+	ProbeInterval time.Duration `yaml:"probe_interval"`
 }
 
 // LimitsConfig holds the runtime's memory budgets.
@@ -206,6 +275,13 @@ func DefaultConfig() Config {
 			Timeout:               30 * time.Second,
 			MaxResponseBytes:      8 << 20,
 			LineageHeaderPrefix:   "X-Lineage-",
+			Retry: RetryConfig{
+				Attempts:   3,
+				MinBackoff: 100 * time.Millisecond,
+				MaxBackoff: 2 * time.Second,
+				Methods:    []string{http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete},
+			},
+			Breaker: BreakerConfig{Errors: 50, ProbeInterval: 5 * time.Second},
 		},
 		Limits:        LimitsConfig{MaxInFlight: 4096},
 		RedactHeaders: []string{"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie"},
@@ -234,11 +310,13 @@ func (c Config) Validate() []error {
 
 // compiled is a validated configuration in the form the runtime uses.
 type compiled struct {
-	selector *selector
-	rewriter *rewriter
-	target   *url.URL
-	redactor redactor
-	burst    int
+	selector        *selector
+	rewriter        *rewriter
+	target          *url.URL
+	redactor        *redactor
+	burst           int
+	retryMethods    map[string]bool // upper case
+	productionHosts []hostPort
 }
 
 // compile validates the configuration and builds what the runtime needs,
@@ -335,15 +413,22 @@ func (c Config) compile() (*compiled, []error) {
 			}
 			for _, k := range sortedKeys(r.Header.Set) {
 				f := fmt.Sprintf("%s.header.set.%s", field, k)
-				switch {
-				case !validToken(k):
+				if !validToken(k) {
 					fail(f, "%q is not a valid header name", k)
-				case strings.EqualFold(k, "Host"):
+					continue
+				}
+				if strings.EqualFold(k, "Host") {
 					fail(f, "the Host header is set by replay.host, not by a rewrite rule")
-				case strings.ContainsAny(r.Header.Set[k], "\r\n"):
-					fail(f, "the value must not contain a line break")
+					continue
+				}
+				v, missing := expandEnv(r.Header.Set[k])
+				switch {
+				case len(missing) > 0:
+					fail(f, "environment variable %s is not set; export it, or remove ${%s} from the value", strings.Join(missing, ", "), missing[0])
+				case strings.ContainsAny(v, "\r\n"):
+					fail(f, "the value must not contain a line break (after expanding ${…})")
 				default:
-					h.set = append(h.set, [2]string{http.CanonicalHeaderKey(k), r.Header.Set[k]})
+					h.set = append(h.set, [2]string{http.CanonicalHeaderKey(k), v})
 				}
 			}
 			rw.rules = append(rw.rules, h)
@@ -407,18 +492,56 @@ func (c Config) compile() (*compiled, []error) {
 	if rc.LineageHeaderPrefix != "" && !validToken(rc.LineageHeaderPrefix) {
 		fail("replay.lineage_header_prefix", "%q is not a valid header name prefix", rc.LineageHeaderPrefix)
 	}
+	rt := rc.Retry
+	if rt.Attempts < 1 {
+		fail("replay.retry.attempts", "must be ≥ 1 (1 = no retry), got %d", rt.Attempts)
+	}
+	positive("replay.retry.min_backoff", rt.MinBackoff)
+	if rt.MaxBackoff < rt.MinBackoff {
+		fail("replay.retry.max_backoff", "must be ≥ replay.retry.min_backoff (%v), got %v", rt.MinBackoff, rt.MaxBackoff)
+	}
+	out.retryMethods = map[string]bool{}
+	for i, m := range rt.Methods {
+		if !validToken(m) {
+			fail(fmt.Sprintf("replay.retry.methods[%d]", i), "%q is not an HTTP method; use a name like GET", m)
+			continue
+		}
+		out.retryMethods[strings.ToUpper(m)] = true
+	}
+	if rc.Breaker.Errors < 0 {
+		fail("replay.breaker.errors", "must be ≥ 0 (0 = no breaker), got %d", rc.Breaker.Errors)
+	}
+	if rc.Breaker.Errors > 0 {
+		positive("replay.breaker.probe_interval", rc.Breaker.ProbeInterval)
+	}
+	for i, h := range rc.ProductionHosts {
+		hp, err := parseHostPort(h)
+		if err != nil {
+			fail(fmt.Sprintf("replay.production_hosts[%d]", i), "%v", err)
+			continue
+		}
+		out.productionHosts = append(out.productionHosts, hp)
+	}
 
 	if c.Limits.MaxInFlight < 1 {
 		fail("limits.max_in_flight", "must be ≥ 1, got %d", c.Limits.MaxInFlight)
 	}
 
-	out.redactor = redactor{}
+	out.redactor = &redactor{headerNames: map[string]bool{}}
 	for i, name := range c.RedactHeaders {
 		if !validToken(name) {
 			fail(fmt.Sprintf("redact_headers[%d]", i), "%q is not a valid header name", name)
 			continue
 		}
-		out.redactor[http.CanonicalHeaderKey(name)] = true
+		out.redactor.headerNames[http.CanonicalHeaderKey(name)] = true
+	}
+	for i, expr := range c.RedactBodyPaths {
+		x, err := compileBodyPath(expr)
+		if err != nil {
+			fail(fmt.Sprintf("redact_body_paths[%d]", i), "%v", err)
+			continue
+		}
+		out.redactor.bodyPaths = append(out.redactor.bodyPaths, x)
 	}
 	positive("shutdown_grace", c.ShutdownGrace)
 
@@ -486,4 +609,55 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// expandEnv replaces every ${NAME} in s by the environment variable NAME,
+// and returns the names of the variables that are not set (s is then
+// unusable). NAME is a shell identifier; anything else after "$", including
+// "${" without a closing "}", is kept as it is.
+func expandEnv(s string) (string, []string) {
+	if !strings.Contains(s, "${") {
+		return s, nil
+	}
+	var b strings.Builder
+	var missing []string
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			break
+		}
+		end := strings.IndexByte(s[i+2:], '}')
+		if end < 0 || !envName(s[i+2:i+2+end]) {
+			b.WriteString(s[:i+2])
+			s = s[i+2:]
+			continue
+		}
+		name := s[i+2 : i+2+end]
+		b.WriteString(s[:i])
+		if v, ok := os.LookupEnv(name); ok {
+			b.WriteString(v)
+		} else if !slices.Contains(missing, name) {
+			missing = append(missing, name)
+		}
+		s = s[i+2+end+1:]
+	}
+	return b.String(), missing
+}
+
+// envName reports whether s is a shell variable name.
+func envName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '_', c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/replaykit/replay/schemas"
 )
 
 func validConfig() Config {
@@ -91,6 +93,20 @@ func TestValidate(t *testing.T) {
 		{"zero grace", func(c *Config) { c.ShutdownGrace = 0 }, "shutdown_grace: ", true},
 		{"no flush trigger", func(c *Config) { c.Flush = FlushPolicy{} }, "flush: set at least one of rows, bytes or interval", true},
 		{"negative flush rows", func(c *Config) { c.Flush.Rows = -1 }, "flush.rows: ", true},
+		{"zero attempts", func(c *Config) { c.Replay.Retry.Attempts = 0 }, "replay.retry.attempts: must be ≥ 1 (1 = no retry), got 0", false},
+		{"zero min backoff", func(c *Config) { c.Replay.Retry.MinBackoff = 0 }, "replay.retry.min_backoff: ", true},
+		{"max backoff below min", func(c *Config) { c.Replay.Retry.MaxBackoff = time.Millisecond },
+			"replay.retry.max_backoff: must be ≥ replay.retry.min_backoff (100ms), got 1ms", false},
+		{"bad retry method", func(c *Config) { c.Replay.Retry.Methods = []string{"GET", "NOT A METHOD"} }, "replay.retry.methods[1]: ", true},
+		{"negative breaker errors", func(c *Config) { c.Replay.Breaker.Errors = -1 }, "replay.breaker.errors: ", true},
+		{"zero probe interval", func(c *Config) { c.Replay.Breaker.ProbeInterval = 0 }, "replay.breaker.probe_interval: ", true},
+		{"bad production host", func(c *Config) { c.Replay.ProductionHosts = []string{"api", "https://api.example.com"} },
+			`replay.production_hosts[1]: must be a host or host:port, not a URL, got "https://api.example.com"`, false},
+		{"bad body path", func(c *Config) { c.RedactBodyPaths = []string{"$.ok", "$.a["} }, `redact_body_paths[1]: invalid JSONPath "$.a[": `, true},
+		{"unrooted body path", func(c *Config) { c.RedactBodyPaths = []string{"password"} }, "redact_body_paths[0]: ", true},
+		{"missing env var in a header", func(c *Config) {
+			c.Rewrite = []RewriteRule{{Header: &HeaderRewrite{Set: map[string]string{"Authorization": "Bearer ${REPLAY_TEST_UNSET_TOKEN}"}}}}
+		}, "rewrite[0].header.set.Authorization: environment variable REPLAY_TEST_UNSET_TOKEN is not set; export it, or remove ${REPLAY_TEST_UNSET_TOKEN} from the value", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -132,6 +148,51 @@ func TestNewRequiresRunID(t *testing.T) {
 	}
 }
 
+func TestBreakerDisabledNeedsNoInterval(t *testing.T) {
+	c := validConfig()
+	c.Replay.Breaker = BreakerConfig{Errors: 0}
+	if errs := c.Validate(); len(errs) > 0 {
+		t.Fatalf("Validate() = %v", errs)
+	}
+}
+
+func TestHeaderValuesExpandEnvironment(t *testing.T) {
+	t.Setenv("REPLAY_TEST_TOKEN", "s3cret")
+	t.Setenv("REPLAY_TEST_EMPTY", "")
+	tests := []struct{ in, want string }{
+		{"Bearer ${REPLAY_TEST_TOKEN}", "Bearer s3cret"},
+		{"${REPLAY_TEST_TOKEN}-${REPLAY_TEST_TOKEN}", "s3cret-s3cret"},
+		{"x${REPLAY_TEST_EMPTY}y", "xy"},
+		{"costs $5 and $HOME and ${not valid} and ${", "costs $5 and $HOME and ${not valid} and ${"},
+	}
+	for _, tt := range tests {
+		c := validConfig()
+		c.Rewrite = []RewriteRule{{Header: &HeaderRewrite{Set: map[string]string{"X-Token": tt.in}}}}
+		comp, errs := c.compile()
+		if len(errs) > 0 {
+			t.Fatalf("%q: %v", tt.in, errs)
+		}
+		got := comp.rewriter.request(&schemas.Exchange{Request: schemas.Request{Method: "GET", Path: "/"}})
+		if v := got.Headers["X-Token"]; len(v) != 1 || v[0] != tt.want {
+			t.Errorf("X-Token: %q expanded to %q, want %q", tt.in, v, tt.want)
+		}
+		if c.Rewrite[0].Header.Set["X-Token"] != tt.in {
+			t.Errorf("the configuration itself was changed: %q", c.Rewrite[0].Header.Set["X-Token"])
+		}
+	}
+	c := validConfig()
+	c.Rewrite = []RewriteRule{{Header: &HeaderRewrite{Set: map[string]string{"X-A": "${REPLAY_TEST_NOPE_1}${REPLAY_TEST_NOPE_2}"}}}}
+	errs := c.Validate()
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "REPLAY_TEST_NOPE_1, REPLAY_TEST_NOPE_2 is not set") {
+		t.Fatalf("Validate() = %v, want one error naming both variables", errs)
+	}
+	t.Setenv("REPLAY_TEST_NEWLINE", "a\r\nX-Injected: 1")
+	c.Rewrite = []RewriteRule{{Header: &HeaderRewrite{Set: map[string]string{"X-A": "${REPLAY_TEST_NEWLINE}"}}}}
+	if errs := c.Validate(); len(errs) != 1 || !strings.Contains(errs[0].Error(), "rewrite[0].header.set.X-A: the value must not contain a line break") {
+		t.Fatalf("Validate() = %v, want a line-break error", errs)
+	}
+}
+
 func TestBurstDefaultsToWorkers(t *testing.T) {
 	c := validConfig()
 	c.Replay.Workers = 5
@@ -168,8 +229,13 @@ replay:
   timeout: 4s
   max_response_bytes: 2048
   lineage_header_prefix: X-Trace-
+  retry: {attempts: 5, min_backoff: 50ms, max_backoff: 1s, methods: [GET, POST]}
+  breaker: {errors: 10, probe_interval: 2s}
+  production_hosts: [api.example.com, "10.0.0.1:443"]
+  allow_production_target: true
 limits: {max_in_flight: 100}
 redact_headers: [X-Api-Key]
+redact_body_paths: ["$.password", "$..token"]
 shutdown_grace: 45s
 `
 	c := DefaultConfig()
@@ -188,6 +254,12 @@ shutdown_grace: 45s
 		r.MaxResponseBytes != 2048 || r.LineageHeaderPrefix != "X-Trace-" || c.Limits.MaxInFlight != 100 ||
 		!slices.Equal(c.RedactHeaders, []string{"X-Api-Key"}) || c.ShutdownGrace != 45*time.Second {
 		t.Fatalf("decoded config = %+v", c)
+	}
+	if r.Retry.Attempts != 5 || r.Retry.MinBackoff != 50*time.Millisecond || r.Retry.MaxBackoff != time.Second ||
+		!slices.Equal(r.Retry.Methods, []string{"GET", "POST"}) || r.Breaker != (BreakerConfig{Errors: 10, ProbeInterval: 2 * time.Second}) ||
+		!slices.Equal(r.ProductionHosts, []string{"api.example.com", "10.0.0.1:443"}) || !r.AllowProductionTarget ||
+		!slices.Equal(c.RedactBodyPaths, []string{"$.password", "$..token"}) {
+		t.Fatalf("decoded replay config = %+v, redact_body_paths %v", r, c.RedactBodyPaths)
 	}
 	if c.Flush != DefaultConfig().Flush {
 		t.Fatalf("Flush = %+v, want the default (it is not read from YAML)", c.Flush)

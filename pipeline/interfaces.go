@@ -31,3 +31,17 @@ type Sink interface {
 	// empty when nothing was buffered.
 	Flush(ctx context.Context) (schemas.Offsets, error)
 }
+
+// ReplayHolder is implemented by a Sink that can tell, before a record is
+// replayed, that it already holds that record's replay row (written by an
+// earlier run that crashed before committing its offsets). For such a
+// record the pipeline sends no request and hands the sink a Result without
+// a Replay row; the sink drops the rows it already holds itself. The
+// record counts in Stats.SkippedHeld.
+//
+// Unlike the Sink methods, HoldsReplay is called from the intake
+// goroutine, concurrently with Add and Flush: it must be safe for
+// concurrent use, and cheap, since it is asked once per selected record.
+type ReplayHolder interface {
+	HoldsReplay(c schemas.Coordinates) bool
+}

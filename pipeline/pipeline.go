@@ -20,25 +20,34 @@ import (
 )
 
 // Pipeline replays the records of a Source against the target and hands
-// both sides to a Sink. Create it with New, run it once with Run.
+// both sides to a Sink. Create it with New, run it once with Run; SetRate,
+// Revoke, Assign and Stats may be called from other goroutines while it
+// runs.
 type Pipeline struct {
 	cfg        Config
 	src        Source
 	sink       Sink
+	holder     ReplayHolder // the sink, when it is one; else nil
 	log        *slog.Logger
 	decodeOpts schemas.DecodeOptions
 	selector   *selector
-	redactor   redactor
+	redactor   *redactor
 	replayer   *replayer
 	limiter    *rate.Limiter
+	breaker    *breaker
+	target     hostPort // where requests go, for the production check
 
 	stats    stats
 	inFlight atomic.Int64
 	started  atomic.Bool
+	active   atomic.Pointer[run] // the Run in progress, for Revoke and Assign
 }
 
 // New validates cfg and builds a pipeline from src to sink. A nil logger
-// discards logs.
+// discards logs. Unless cfg.Replay.AllowProductionTarget is set, it
+// refuses (with an error wrapping ErrProductionTarget) a target that is
+// one of cfg.Replay.ProductionHosts by name or by address; the address
+// check looks the names up, bounded by a short timeout.
 func New(cfg Config, src Source, sink Sink, logger *slog.Logger) (*Pipeline, error) {
 	if src == nil || sink == nil {
 		return nil, errors.New("new pipeline: source and sink must not be nil")
@@ -50,19 +59,29 @@ func New(cfg Config, src Source, sink Sink, logger *slog.Logger) (*Pipeline, err
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("invalid pipeline configuration: %w", errors.Join(errs...))
 	}
+	target := targetHostPort(c.target)
+	if !cfg.Replay.AllowProductionTarget && len(c.productionHosts) > 0 {
+		if err := checkProductionTarget(context.Background(), cfg.Replay.Target, target, c.productionHosts); err != nil {
+			return nil, fmt.Errorf("invalid pipeline configuration: %w", err)
+		}
+	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	holder, _ := sink.(ReplayHolder)
 	return &Pipeline{
 		cfg:        cfg,
 		src:        src,
 		sink:       sink,
+		holder:     holder,
 		log:        logger,
 		decodeOpts: schemas.DecodeOptions{MaxBodyBytes: cfg.Decode.MaxBodyBytes},
 		selector:   c.selector,
 		redactor:   c.redactor,
 		replayer:   newReplayer(cfg, c),
 		limiter:    rate.NewLimiter(rateLimit(cfg.Replay.Rate), c.burst),
+		breaker:    newBreaker(cfg.Replay.Breaker, logger, cfg.RunID),
+		target:     target,
 	}, nil
 }
 
@@ -87,14 +106,20 @@ func (p *Pipeline) SetRate(rps float64) error {
 // run is the state of one Run shared by its goroutines.
 type run struct {
 	slots      chan struct{} // in-flight budget: a record holds one from poll until the sink took it
+	tokens     chan struct{} // worker budget: a replay holds one from dispatch until it ends
 	seq        *sequencer
 	workers    *pool.Pool
 	stopIntake context.CancelFunc
 	stopWork   context.CancelFunc
-	abandoned  atomic.Int64 // replays cancelled at shutdown, left for the next run
+	stop       <-chan struct{} // closed when shutdown begins: ends retry backoffs
+
+	flushReqs chan flushRequest // Revoke → sink goroutine
+	sinkDone  chan struct{}     // closed when the sink goroutine ended
+	sinkErr   error             // how it ended; read after sinkDone
+	revokeMu  sync.Mutex        // one Revoke or Assign at a time
 
 	mu    sync.Mutex
-	fatal []error // worker panics
+	fatal []error // worker panics, production target
 
 	// Owned by the sink goroutine.
 	pending     TableRows       // rows added since the last flush
@@ -114,13 +139,24 @@ func (r *run) err() error {
 	return errors.Join(r.fatal...)
 }
 
+// release frees n in-flight slots.
+func (p *Pipeline) release(r *run, n int) {
+	for range n {
+		<-r.slots
+	}
+	p.inFlight.Add(-int64(n))
+}
+
 // Run replays until ctx ends or the source is exhausted, then shuts down in
 // order: stop polling, let in-flight replays finish (bounded by
-// ShutdownGrace), hand their results to the sink, flush, commit. It returns
-// nil after a clean shutdown, whether ctx ended or the source returned
-// io.EOF. It returns an error when the source, the sink or a worker failed;
-// results flushed before the failure are still committed. Run may be called
-// once.
+// ShutdownGrace), hand their results to the sink, flush, commit. Records
+// that were polled but not replayed yet (waiting for a worker, the pacer or
+// the breaker) are not written, and no offset passes them: they are
+// replayed after a restart. It returns nil after a clean shutdown, whether
+// ctx ended or the source returned io.EOF. It returns an error when the
+// source, the sink or a worker failed, or a record was captured from the
+// target (ErrProductionTarget); results flushed before the failure are
+// still committed. Run may be called once.
 func (p *Pipeline) Run(ctx context.Context) error {
 	if !p.started.CompareAndSwap(false, true) {
 		return errors.New("run pipeline: Run may be called only once")
@@ -128,7 +164,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	defer p.replayer.close()
 	rc := p.cfg.Replay
 	p.log.Info("replay pipeline started", "run_id", p.cfg.RunID, "target", rc.Target, "workers", rc.Workers,
-		"rate", rc.Rate, "burst", p.limiter.Burst(), "max_in_flight", p.cfg.Limits.MaxInFlight)
+		"rate", rc.Rate, "burst", p.limiter.Burst(), "max_in_flight", p.cfg.Limits.MaxInFlight,
+		"retry_attempts", rc.Retry.Attempts, "breaker_errors", rc.Breaker.Errors)
 
 	intakeCtx, stopIntake := context.WithCancel(ctx)
 	defer stopIntake()
@@ -139,22 +176,28 @@ func (p *Pipeline) Run(ctx context.Context) error {
 
 	r := &run{
 		slots:       make(chan struct{}, p.cfg.Limits.MaxInFlight),
+		tokens:      make(chan struct{}, rc.Workers),
 		seq:         newSequencer(p.cfg.Limits.MaxInFlight),
 		workers:     pool.New().WithMaxGoroutines(rc.Workers),
 		stopIntake:  stopIntake,
 		stopWork:    stopWork,
+		stop:        ctx.Done(),
+		flushReqs:   make(chan flushRequest),
+		sinkDone:    make(chan struct{}),
 		uncommitted: schemas.Offsets{},
 	}
+	p.active.Store(r)
+	defer p.active.Store(nil)
 
 	var ctxDoneAt atomic.Int64 // unix nanos, to log how long intake took to stop
 	stopTimingCtx := context.AfterFunc(ctx, func() { ctxDoneAt.Store(time.Now().UnixNano()) })
 	defer stopTimingCtx()
 
 	var bg conc.WaitGroup
-	var sinkErr error
 	bg.Go(func() {
-		if rec := panics.Try(func() { sinkErr = p.sinkLoop(ctx, workCtx, r) }); rec != nil {
-			sinkErr = fmt.Errorf("sink goroutine panicked: %w", rec.AsError())
+		defer close(r.sinkDone)
+		if rec := panics.Try(func() { r.sinkErr = p.sinkLoop(ctx, workCtx, r) }); rec != nil {
+			r.sinkErr = fmt.Errorf("sink goroutine panicked: %w", rec.AsError())
 			stopIntake()
 			stopWork()
 		}
@@ -190,11 +233,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	close(drained)
 	heldBack := r.seq.close()
 	p.log.Info("shutdown: in-flight replays drained", "run_id", p.cfg.RunID, "duration", time.Since(stopped),
-		"abandoned", r.abandoned.Load(), "held_back", heldBack)
+		"abandoned", p.stats.abandoned.Load(), "held_back", heldBack)
 
 	bg.Wait() // both goroutines recover their own panics
 	p.log.Info("replay pipeline stopped", "run_id", p.cfg.RunID, "shutdown_duration", time.Since(stopped))
-	return errors.Join(intakeErr, r.err(), sinkErr)
+	return errors.Join(intakeErr, r.err(), r.sinkErr)
 }
 
 // graceWatchdog cancels in-flight work when ShutdownGrace has elapsed after
@@ -221,9 +264,10 @@ func (p *Pipeline) graceWatchdog(ctx context.Context, drained <-chan struct{}, s
 func (p *Pipeline) intake(ctx, workCtx context.Context, r *run) error {
 	for {
 		recs, err := p.src.Poll(ctx)
+		batch := r.seq.newBatch()
 		p.stats.consumed.Add(int64(len(recs)))
 		for i := range recs {
-			if !p.admit(ctx, workCtx, r, &recs[i]) {
+			if !p.admit(ctx, workCtx, r, batch, &recs[i]) {
 				return nil
 			}
 		}
@@ -243,12 +287,18 @@ func (p *Pipeline) intake(ctx, workCtx context.Context, r *run) error {
 }
 
 // admit takes an in-flight slot for rec, decodes it and either completes it
-// at once (dead letter, not selected) or, after the pacer, submits its
-// replay to the pool. It returns false when ctx ended first; rec is then
-// not registered, so no offset at or after it is committed.
-func (p *Pipeline) admit(ctx, workCtx context.Context, r *run, rec *schemas.Record) bool {
+// at once (dead letter, not selected, already held by the sink) or
+// dispatches its replay. Records of a revoked partition are ignored. It
+// returns false when ctx ended first or the run must stop; rec is then not
+// registered, so no offset at or after it is committed.
+func (p *Pipeline) admit(ctx, workCtx context.Context, r *run, batch uint64, rec *schemas.Record) bool {
 	if ctx.Err() != nil {
 		return false
+	}
+	tp := rec.TP()
+	if why := r.seq.admits(tp, batch); why != admitted {
+		p.countRefused(why)
+		return true
 	}
 	select {
 	case r.slots <- struct{}{}:
@@ -259,8 +309,9 @@ func (p *Pipeline) admit(ctx, workCtx context.Context, r *run, rec *schemas.Reco
 
 	x, err := schemas.Decode(rec.Value, rec.Coordinates, p.decodeOpts)
 	if err != nil {
-		p.stats.deadLettered.Add(1)
-		r.seq.complete(r.seq.register(rec.TP()), &schemas.Result{Source: rec.Coordinates, DeadLetter: p.deadLetter(rec, err)})
+		if p.completeNow(r, batch, &schemas.Result{Source: rec.Coordinates, DeadLetter: p.deadLetter(rec, err)}) {
+			p.stats.deadLettered.Add(1)
+		}
 		return true
 	}
 	p.stats.decoded.Add(1)
@@ -272,34 +323,166 @@ func (p *Pipeline) admit(ctx, workCtx context.Context, r *run, rec *schemas.Reco
 		Production: &schemas.ProductionRow{RunID: p.cfg.RunID, Exchange: p.redactor.exchange(x)},
 	}
 	if !p.selector.selected(x) {
-		p.stats.filtered.Add(1)
-		r.seq.complete(r.seq.register(rec.TP()), res)
+		if p.completeNow(r, batch, res) {
+			p.stats.filtered.Add(1)
+		}
 		return true
 	}
-
-	if err := p.limiter.Wait(ctx); err != nil {
-		// Either ctx ended, or its deadline comes before the next token.
-		<-ctx.Done()
-		<-r.slots
-		p.inFlight.Add(-1)
-		return false
+	if !p.cfg.Replay.AllowProductionTarget {
+		if captured, ok := capturedHost(x); ok && sameEndpoint(captured, p.target) {
+			p.release(r, 1)
+			r.fail(productionRecordError(x, captured, p.cfg.Replay.Target))
+			return false
+		}
 	}
-	t := r.seq.register(rec.TP())
-	r.workers.Go(func() { p.work(workCtx, r, t, x, res) })
-	return true
+	if p.holder != nil && p.holder.HoldsReplay(rec.Coordinates) {
+		if p.completeNow(r, batch, res) {
+			p.stats.skippedHeld.Add(1)
+		}
+		return true
+	}
+	t, why := r.seq.register(tp, batch)
+	if t == nil { // refused since the check above
+		p.release(r, 1)
+		p.countRefused(why)
+		return true
+	}
+	return p.dispatch(ctx, workCtx, r, t, x, res)
 }
 
-// work replays one exchange and completes its result. A panic fails the
-// run; the record is then never completed, so nothing at or after its
-// offset is committed.
-func (p *Pipeline) work(ctx context.Context, r *run, t *ticket, x *schemas.Exchange, res *schemas.Result) {
+// completeNow registers a record whose result is known without a replay.
+// It returns false when the record's partition no longer admits it
+// (revoked, or a record before it abandoned): the record is then dropped
+// and its slot freed.
+func (p *Pipeline) completeNow(r *run, batch uint64, res *schemas.Result) bool {
+	why := r.seq.registerDone(res.Source.TP(), batch, res)
+	if why == admitted {
+		return true
+	}
+	p.release(r, 1)
+	p.countRefused(why)
+	return false
+}
+
+func (p *Pipeline) countRefused(why refusal) {
+	if why == refusedBlocked {
+		p.stats.abandoned.Add(1)
+	} else {
+		p.stats.discarded.Add(1)
+	}
+}
+
+// dispatch waits for a worker, the pacer and the breaker, in that order,
+// then starts t's replay. Every wait ends early when t's partition is
+// revoked (t is then discarded and dispatch returns true: the intake goes
+// on) or ctx ends (t is then abandoned, neither written nor passed by a
+// committed offset, and dispatch returns false).
+func (p *Pipeline) dispatch(ctx, workCtx context.Context, r *run, t *ticket, x *schemas.Exchange, res *schemas.Result) bool {
+	var (
+		haveToken   bool
+		reservation *rate.Reservation
+		readyAt     time.Time
+		timer       *time.Timer
+	)
+	giveUp := func() {
+		if haveToken {
+			<-r.tokens
+		}
+		if reservation != nil {
+			reservation.Cancel()
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}
+	for {
+		discarded, revoked := r.seq.watch(t)
+		if discarded {
+			giveUp()
+			return true
+		}
+		if ctx.Err() != nil {
+			giveUp()
+			n := r.seq.abandon(t)
+			p.release(r, n)
+			p.stats.abandoned.Add(int64(n))
+			return false
+		}
+		if !haveToken {
+			select {
+			case r.tokens <- struct{}{}:
+				haveToken = true
+			case <-revoked:
+				continue
+			case <-ctx.Done():
+				continue
+			}
+		}
+		if reservation == nil {
+			reservation = p.limiter.Reserve()
+			readyAt = time.Now().Add(reservation.Delay())
+		}
+		var wake <-chan struct{}
+		now := time.Now()
+		wait := readyAt.Sub(now)
+		if wait <= 0 {
+			ok, probe, breakerWake, breakerWait := p.breaker.acquire(now)
+			if ok {
+				if !r.seq.dispatch(t) {
+					if probe {
+						p.breaker.cancelProbe()
+					}
+					giveUp()
+					return true
+				}
+				if timer != nil {
+					timer.Stop()
+				}
+				r.workers.Go(func() { p.work(workCtx, r, t, x, res, probe) })
+				return true
+			}
+			wake, wait = breakerWake, breakerWait
+		}
+		var tick <-chan time.Time
+		if wait > 0 {
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			} else {
+				timer.Reset(wait)
+			}
+			tick = timer.C
+		}
+		select {
+		case <-wake:
+		case <-tick:
+		case <-revoked:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// work replays one exchange and completes its result. A replay abandoned
+// at shutdown, or whose worker panicked, is discarded with every record
+// behind it in its partition, so nothing at or after its offset is
+// committed; a panic also fails the run.
+func (p *Pipeline) work(ctx context.Context, r *run, t *ticket, x *schemas.Exchange, res *schemas.Result, probe bool) {
+	defer func() { <-r.tokens }()
+	reported := false
+	abandon := func() {
+		n := r.seq.abandon(t)
+		p.release(r, n)
+		p.stats.abandoned.Add(int64(n))
+	}
 	rec := panics.Try(func() {
-		row := p.replayer.replay(ctx, x)
+		row, o := p.replayer.replay(ctx, r.stop, x)
+		p.breaker.report(probe, o)
+		reported = true
 		if row == nil {
-			r.abandoned.Add(1)
+			abandon()
 			return
 		}
 		p.stats.replayed.Add(1)
+		p.stats.retries.Add(int64(row.Attempts - 1))
 		if row.ErrorKind != "" {
 			p.stats.replayError(row.ErrorKind)
 		}
@@ -307,10 +490,13 @@ func (p *Pipeline) work(ctx context.Context, r *run, t *ticket, x *schemas.Excha
 		r.seq.complete(t, res)
 	})
 	if rec != nil {
+		if probe && !reported {
+			p.breaker.cancelProbe()
+		}
+		abandon()
 		r.fail(fmt.Errorf("replay worker panicked on %s: %w", x.Source, rec.AsError()))
 	}
 }
-
 func (p *Pipeline) deadLetter(rec *schemas.Record, err error) *schemas.DeadLetterRow {
 	reason := "decode_error"
 	var de *schemas.DecodeError
@@ -341,8 +527,9 @@ func recordTime(rec *schemas.Record, now time.Time) time.Time {
 
 // sinkLoop is the one goroutine that talks to the sink: it adds results in
 // the order the sequencer releases them, frees their in-flight slots,
-// flushes by policy and commits what each flush made durable. When the
-// sequencer closes it does the final flush and commit.
+// flushes by policy, commits what each flush made durable, and serves
+// Revoke's flush requests. When the sequencer closes it does the final
+// flush and commit.
 func (p *Pipeline) sinkLoop(ctx, workCtx context.Context, r *run) error {
 	var tick <-chan time.Time
 	resetTimer := func() {}
@@ -360,16 +547,13 @@ func (p *Pipeline) sinkLoop(ctx, workCtx context.Context, r *run) error {
 	}
 	for {
 		select {
-		case res, ok := <-r.seq.out:
+		case t, ok := <-r.seq.out:
 			if !ok {
 				return p.finalFlush(ctx, r)
 			}
-			if err := p.sink.Add(res); err != nil {
-				return abort(fmt.Errorf("add result of %s to sink: %w", res.Source, err))
+			if err := p.take(r, t); err != nil {
+				return abort(err)
 			}
-			<-r.slots
-			p.inFlight.Add(-1)
-			countRows(&r.pending, res)
 			if p.flushDue() {
 				if err := p.flush(workCtx, r, "size"); err != nil {
 					return abort(err)
@@ -381,8 +565,53 @@ func (p *Pipeline) sinkLoop(ctx, workCtx context.Context, r *run) error {
 				return abort(err)
 			}
 			resetTimer()
+		case req := <-r.flushReqs:
+			commitErr, fatalErr := p.revokeFlush(workCtx, r, req)
+			req.reply <- errors.Join(fatalErr, commitErr)
+			if fatalErr != nil {
+				return abort(fatalErr)
+			}
+			resetTimer()
 		}
 	}
+}
+
+// take hands one released result to the sink and frees its slot. A result
+// fenced off by a Revoke that gave up waiting is dropped instead.
+func (p *Pipeline) take(r *run, t *ticket) error {
+	defer p.release(r, 1)
+	if !r.seq.writable(t) {
+		p.stats.discarded.Add(1)
+		return nil
+	}
+	if err := p.sink.Add(t.result); err != nil {
+		return fmt.Errorf("add result of %s to sink: %w", t.result.Source, err)
+	}
+	countRows(&r.pending, t.result)
+	return nil
+}
+
+// revokeFlush serves a Revoke: it hands the sink every result released so
+// far, flushes and commits. A flush failure is fatal to the run; a commit
+// failure is only Revoke's.
+func (p *Pipeline) revokeFlush(ctx context.Context, r *run, req flushRequest) (commitErr, fatalErr error) {
+	for n := len(r.seq.out); n > 0; n-- {
+		t, ok := <-r.seq.out
+		if !ok {
+			break
+		}
+		if err := p.take(r, t); err != nil {
+			return nil, err
+		}
+	}
+	if err := p.flushSink(ctx, r, "revoke"); err != nil {
+		return nil, err
+	}
+	if err := p.commit(req.ctx, r); err != nil {
+		p.stats.commitErrors.Add(1)
+		return err, nil
+	}
+	return nil, nil
 }
 
 func countRows(t *TableRows, res *schemas.Result) {
@@ -445,8 +674,10 @@ func (p *Pipeline) flushSink(ctx context.Context, r *run, reason string) error {
 	return nil
 }
 
-// commit hands the flushed offsets to the source.
+// commit hands the flushed offsets to the source, except those of
+// partitions revoked and not assigned again.
 func (p *Pipeline) commit(ctx context.Context, r *run) error {
+	r.seq.dropFenced(r.uncommitted)
 	if len(r.uncommitted) == 0 {
 		return nil
 	}

@@ -300,7 +300,7 @@ func (rec *recorder) get(id string) (received, bool) {
 	return r, ok
 }
 
-func startPipeline(t *testing.T, ctx context.Context, cfg Config, src *memSource, sink *memSink, log *slog.Logger) (*Pipeline, <-chan error) {
+func startPipeline(t *testing.T, ctx context.Context, cfg Config, src Source, sink Sink, log *slog.Logger) (*Pipeline, <-chan error) {
 	t.Helper()
 	if log == nil {
 		log = testLogger(t)
@@ -838,4 +838,235 @@ func TestCommitFailures(t *testing.T) {
 			t.Fatalf("Run() = %v, want the final commit error", err)
 		}
 	})
+}
+
+// logWatch passes every log line to the test output and counts lines by
+// message, so a test can wait for a lifecycle event instead of sleeping.
+type logWatch struct {
+	mu      sync.Mutex
+	counts  map[string]int
+	changed chan struct{}
+}
+
+func newLogWatch(t *testing.T) (*slog.Logger, *logWatch) {
+	w := &logWatch{counts: map[string]int{}, changed: make(chan struct{})}
+	return slog.New(&watchHandler{Handler: testLogger(t).Handler(), w: w}), w
+}
+
+// wait blocks until n lines with msg were logged; it fails the test after
+// a generous deadline so a bug shows as a failure, not a hang.
+func (w *logWatch) wait(t *testing.T, msg string, n int) {
+	t.Helper()
+	deadline := time.NewTimer(20 * time.Second)
+	defer deadline.Stop()
+	for {
+		w.mu.Lock()
+		got, ch := w.counts[msg], w.changed
+		w.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			t.Fatalf("waited 20s for %d log lines %q, saw %d", n, msg, got)
+		}
+	}
+}
+
+func (w *logWatch) count(msg string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.counts[msg]
+}
+
+type watchHandler struct {
+	slog.Handler
+	w *logWatch
+}
+
+func (h *watchHandler) Handle(ctx context.Context, r slog.Record) error {
+	err := h.Handler.Handle(ctx, r)
+	h.w.mu.Lock()
+	h.w.counts[r.Message]++
+	close(h.w.changed)
+	h.w.changed = make(chan struct{})
+	h.w.mu.Unlock()
+	return err
+}
+
+func (h *watchHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return &watchHandler{Handler: h.Handler.WithAttrs(as), w: h.w}
+}
+
+func (h *watchHandler) WithGroup(name string) slog.Handler {
+	return &watchHandler{Handler: h.Handler.WithGroup(name), w: h.w}
+}
+
+// chanSource returns the batches the test sends on batches, and io.EOF
+// once the test closes it; it records every Commit.
+type chanSource struct {
+	batches chan []schemas.Record
+
+	mu      sync.Mutex
+	commits []schemas.Offsets
+}
+
+var _ Source = (*chanSource)(nil)
+
+func newChanSource() *chanSource { return &chanSource{batches: make(chan []schemas.Record)} }
+
+func (s *chanSource) Poll(ctx context.Context) ([]schemas.Record, error) {
+	select {
+	case b, ok := <-s.batches:
+		if !ok {
+			return nil, io.EOF
+		}
+		return b, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (s *chanSource) Commit(_ context.Context, o schemas.Offsets) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.commits = append(s.commits, maps.Clone(o))
+	return nil
+}
+
+func (s *chanSource) committed() schemas.Offsets {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := schemas.Offsets{}
+	for _, c := range s.commits {
+		maps.Copy(out, c)
+	}
+	return out
+}
+
+// rec is the record at offset off of partition p carrying the simple GET
+// envelope for /v1/p{p}/{off}.
+func rec(t *testing.T, p int32, off int64) schemas.Record {
+	return schemas.Record{
+		Coordinates: schemas.Coordinates{Topic: topic, Partition: p, Offset: off},
+		Value:       envelope(t, fmt.Sprintf("p%d-o%d", p, off), "GET", fmt.Sprintf("/v1/p%d/%d", p, off), "", nil),
+	}
+}
+
+// countByPartition counts results per partition; memSink already checked
+// they are contiguous from offset 0, so the count is the next offset.
+func countByPartition(rs []*schemas.Result) schemas.Offsets {
+	out := schemas.Offsets{}
+	for _, r := range rs {
+		out[r.Source.TP()]++
+	}
+	return out
+}
+
+// holdingSink is a memSink that already holds the replay rows of some
+// records, and records what it was asked.
+type holdingSink struct {
+	*memSink
+	holds func(c schemas.Coordinates) bool
+
+	mu    sync.Mutex
+	asked []schemas.Coordinates
+}
+
+var _ ReplayHolder = (*holdingSink)(nil)
+
+func (s *holdingSink) HoldsReplay(c schemas.Coordinates) bool {
+	s.mu.Lock()
+	s.asked = append(s.asked, c)
+	s.mu.Unlock()
+	return s.holds(c)
+}
+
+func TestSkipReplaysTheSinkHolds(t *testing.T) {
+	target := &recorder{}
+	cfg := validConfig()
+	cfg.Replay.Target = newServer(t, target).URL
+	sink := &holdingSink{memSink: &memSink{t: t}, holds: func(c schemas.Coordinates) bool { return c.Offset%2 == 0 }}
+	values := append(simple(t, 0, 5), envelope(t, "post", "POST", "/v1/x", "", nil), []byte("garbage"))
+	src := &memSource{batches: interleave([][][]byte{values}, 3)}
+	p, errc := startPipeline(t, context.Background(), cfg, src, sink, nil)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	flushed, _ := sink.results()
+	if len(flushed) != 7 {
+		t.Fatalf("%d results, want 7", len(flushed))
+	}
+	for _, r := range flushed[:5] {
+		_, sent := target.get(fmt.Sprintf("p0-o%d", r.Source.Offset))
+		held := r.Source.Offset%2 == 0
+		if sent == held || (r.Replay == nil) != held || r.Production == nil {
+			t.Errorf("%s: held %v, sent %v, replay row %v; want held records not sent and without a replay row", r.Source, held, sent, r.Replay != nil)
+		}
+	}
+	sink.mu.Lock()
+	asked := len(sink.asked)
+	sink.mu.Unlock()
+	if asked != 5 {
+		t.Errorf("HoldsReplay asked %d times, want 5: only for selected records", asked)
+	}
+	if s := p.Stats(); s.SkippedHeld != 3 || s.Replayed != 2 || s.Filtered != 1 || s.DeadLettered != 1 {
+		t.Errorf("stats = %+v", s)
+	}
+	if got := src.committed()[tp(0)]; got != 7 {
+		t.Errorf("committed %d, want 7", got)
+	}
+}
+
+func TestBodyRedactionInRows(t *testing.T) {
+	var gotBody atomic.Value
+	srv := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		gotBody.Store(string(b))
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"session":{"token":"replay-secret"},"ok":true}`)
+	}))
+	cfg := validConfig()
+	cfg.Replay.Target = srv.URL
+	cfg.Filter.Methods = []string{"*"}
+	cfg.RedactBodyPaths = []string{"$.password", "$.card.number", "$..token"}
+	const reqBody = `{"user":"ann","password":"hunter2","card":{"number":"4111111111111111","exp":"12/30"}}`
+	raw, err := json.Marshal(schemas.Envelope{
+		CorrelationID: "c1", CapturedAt: capturedAt,
+		Request: &schemas.EnvelopeRequest{Method: "POST", Scheme: "https", Host: "api.example.com", Path: "/v1/login",
+			Headers: map[string][]string{"Content-Type": {"application/json"}}, Body: reqBody},
+		Response: &schemas.EnvelopeResponse{Status: 200, Body: `{"token":"prod-secret","user":{"id":7}}`},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink := &memSink{t: t}
+	_, errc := startPipeline(t, context.Background(), cfg, &memSource{batches: interleave([][][]byte{{raw}}, 1)}, sink, nil)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if got := gotBody.Load(); got != reqBody {
+		t.Errorf("the target got body %q, want the original", got)
+	}
+	flushed, _ := sink.results()
+	r := flushed[0]
+	for name, got := range map[string]string{
+		"production request":  string(r.Production.Exchange.Request.Body),
+		"production response": string(r.Production.Exchange.Response.Body),
+		"replay request":      string(r.Replay.Request.Body),
+		"replay response":     string(r.Replay.Response.Body),
+	} {
+		for _, secret := range []string{"hunter2", "4111111111111111", "prod-secret", "replay-secret"} {
+			if strings.Contains(got, secret) {
+				t.Errorf("%s body %s holds the secret %q", name, got, secret)
+			}
+		}
+		if !strings.Contains(got, Redacted) {
+			t.Errorf("%s body %s: nothing redacted", name, got)
+		}
+	}
+	if got := string(r.Production.Exchange.Request.Body); got != `{"card":{"exp":"12/30","number":"REDACTED"},"password":"REDACTED","user":"ann"}` {
+		t.Errorf("production request body %s", got)
+	}
 }

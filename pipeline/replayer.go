@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -20,21 +21,27 @@ import (
 
 // ErrorBodyTooLarge is the error kind of a replay row whose response body
 // was over Replay.MaxResponseBytes and was truncated; the row still has the
-// response. It sits beside the kinds in schemas because only the replayer
-// produces it.
-const ErrorBodyTooLarge = "body_too_large"
+// response.
+//
+// Deprecated: use schemas.ErrorBodyTooLarge; this alias stays for callers
+// of the earlier API.
+const ErrorBodyTooLarge = schemas.ErrorBodyTooLarge
 
-// replayer sends rewritten requests to the target and turns what comes back
-// into replay rows.
+// replayer sends rewritten requests to the target, retrying connection
+// failures, and turns what comes back into replay rows.
 type replayer struct {
 	client        *http.Client
 	rewriter      *rewriter
-	redactor      redactor
+	redactor      *redactor
 	runID         string
 	targetBase    string // scheme://host, as recorded in rows
 	timeout       time.Duration
 	maxBody       int64
 	lineagePrefix string
+
+	attempts               int
+	minBackoff, maxBackoff time.Duration
+	retryMethods           map[string]bool // upper case
 }
 
 func newReplayer(cfg Config, c *compiled) *replayer {
@@ -48,6 +55,10 @@ func newReplayer(cfg Config, c *compiled) *replayer {
 		timeout:       rc.Timeout,
 		maxBody:       rc.MaxResponseBytes,
 		lineagePrefix: rc.LineageHeaderPrefix,
+		attempts:      rc.Retry.Attempts,
+		minBackoff:    rc.Retry.MinBackoff,
+		maxBackoff:    rc.Retry.MaxBackoff,
+		retryMethods:  c.retryMethods,
 	}
 }
 
@@ -81,11 +92,16 @@ func newHTTPClient(rc ReplayConfig) *http.Client {
 func (rp *replayer) close() { rp.client.CloseIdleConnections() }
 
 // replay sends x to the target and returns its replay row: a response, or
-// an error kind and message. A failed replay is a row, never dropped. It
-// returns nil only when ctx ended (shutdown grace elapsed or a fatal
-// error): the record is then left for the next run rather than recorded
-// with an error the target did not cause.
-func (rp *replayer) replay(ctx context.Context, x *schemas.Exchange) *schemas.ReplayRow {
+// an error kind and message. A failed replay is a row, never dropped.
+// Connection failures of a retried method are tried again, up to
+// Retry.Attempts in all, after a backoff; the row then describes the last
+// attempt and counts them all.
+//
+// It returns a nil row when the replay was abandoned: ctx ended (the
+// shutdown grace elapsed, or a fatal error), or stop was closed (shutdown
+// began) while waiting to retry. The record is then left for the next run
+// rather than recorded with an error the target did not cause.
+func (rp *replayer) replay(ctx context.Context, stop <-chan struct{}, x *schemas.Exchange) (*schemas.ReplayRow, outcome) {
 	sent := rp.rewriter.request(x)
 	row := &schemas.ReplayRow{
 		RunID:         rp.runID,
@@ -95,49 +111,118 @@ func (rp *replayer) replay(ctx context.Context, x *schemas.Exchange) *schemas.Re
 		Target:        rp.targetBase,
 		Source:        x.Source,
 		Request:       sent,
-		Attempts:      1,
 	}
 	row.Request.Headers = rp.redactor.headers(sent.Headers)
+	row.Request.Body = rp.redactor.body(sent.Body)
 
+	attempts := 1
+	if rp.retryMethods[sent.Method] {
+		attempts = rp.attempts
+	}
+	for n := 1; ; n++ {
+		row.Attempts = n
+		a := rp.attempt(ctx, sent)
+		switch {
+		case a.abandoned:
+			return nil, outcomeNeutral
+		case a.invalid:
+			row.ErrorKind, row.ErrorMessage = schemas.ErrorOther, a.message
+			return row, outcomeNeutral
+		}
+		if !a.retryable || n >= attempts {
+			row.Response, row.Lineage = a.response, a.lineage
+			row.ErrorKind, row.ErrorMessage = a.kind, a.message
+			if n > 1 && a.failed {
+				row.ErrorMessage = fmt.Sprintf("after %d attempts: %s", n, a.message)
+			}
+			if a.failed {
+				return row, outcomeFailed
+			}
+			return row, outcomeResponse
+		}
+		t := time.NewTimer(backoff(n, rp.minBackoff, rp.maxBackoff))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, outcomeNeutral
+		case <-stop:
+			t.Stop()
+			return nil, outcomeNeutral
+		}
+	}
+}
+
+// attemptResult is what one try of a request produced.
+type attemptResult struct {
+	response  *schemas.Response // nil when no response headers came back
+	lineage   map[string]string
+	kind      string // "" on a complete response
+	message   string
+	failed    bool // a connection-level failure: no complete response
+	retryable bool // failed, and worth another try
+	invalid   bool // the request could not be built
+	abandoned bool // ctx ended: no outcome
+}
+
+// attempt sends sent once, bounded by the request timeout.
+func (rp *replayer) attempt(ctx context.Context, sent schemas.Request) attemptResult {
 	reqCtx, cancel := context.WithTimeout(ctx, rp.timeout)
 	defer cancel()
 	req, err := newHTTPRequest(reqCtx, rp.rewriter.target.Host, sent)
 	if err != nil {
-		row.ErrorKind, row.ErrorMessage = schemas.ErrorOther, fmt.Sprintf("build request: %v", err)
-		return row
+		return attemptResult{invalid: true, message: fmt.Sprintf("build request: %v", err)}
 	}
 	start := time.Now()
 	resp, err := rp.client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil
+			return attemptResult{abandoned: true}
 		}
-		row.ErrorKind, row.ErrorMessage = classifyError(err), err.Error()
-		return row
+		kind, retry := classifyError(err)
+		return attemptResult{kind: kind, message: err.Error(), failed: true, retryable: retry}
 	}
 	defer resp.Body.Close()
 	body, readErr := io.ReadAll(io.LimitReader(resp.Body, rp.maxBody+1))
 	latency := time.Since(start)
 	if readErr != nil && ctx.Err() != nil {
-		return nil
+		return attemptResult{abandoned: true}
 	}
-	row.Response = &schemas.Response{
-		Status:    resp.StatusCode,
-		Headers:   rp.redactor.headers(resp.Header),
-		LatencyMS: float64(latency) / float64(time.Millisecond),
+	a := attemptResult{
+		response: &schemas.Response{
+			Status:    resp.StatusCode,
+			Headers:   rp.redactor.headers(resp.Header),
+			LatencyMS: float64(latency) / float64(time.Millisecond),
+		},
+		lineage: lineage(resp.Header, rp.lineagePrefix),
 	}
-	row.Lineage = lineage(resp.Header, rp.lineagePrefix)
 	switch {
 	case readErr != nil:
-		row.ErrorKind = classifyError(readErr)
-		row.ErrorMessage = fmt.Sprintf("read response body after %d bytes: %v", len(body), readErr)
+		a.kind, a.retryable = classifyError(readErr)
+		a.failed = true
+		a.message = fmt.Sprintf("read response body after %d bytes: %v", len(body), readErr)
 	case int64(len(body)) > rp.maxBody:
 		body = body[:rp.maxBody]
-		row.ErrorKind = ErrorBodyTooLarge
-		row.ErrorMessage = fmt.Sprintf("response body is over replay.max_response_bytes (%d); stored truncated", rp.maxBody)
+		a.kind = schemas.ErrorBodyTooLarge
+		a.message = fmt.Sprintf("response body is over replay.max_response_bytes (%d); stored truncated", rp.maxBody)
 	}
-	row.Response.Body = body
-	return row
+	a.response.Body = rp.redactor.body(body)
+	return a
+}
+
+// backoff is the wait before retry n (n ≥ 1): exponential with full
+// jitter, uniform in [0, min(maxB, minB·2^(n-1))].
+func backoff(n int, minB, maxB time.Duration) time.Duration {
+	ceil := maxB
+	if n-1 < 62 {
+		if c := minB << (n - 1); c > 0 && c>>(n-1) == minB && c < maxB {
+			ceil = c
+		}
+	}
+	if ceil <= 0 {
+		return 0
+	}
+	return rand.N(ceil + 1)
 }
 
 // newHTTPRequest builds the request for a prepared schemas.Request sent to
@@ -182,30 +267,34 @@ func lineage(h http.Header, prefix string) map[string]string {
 }
 
 // classifyError maps an error from sending a request or reading its
-// response to one of the error kinds in schemas.
-func classifyError(err error) string {
+// response to one of the error kinds in schemas, and says whether another
+// attempt may succeed: refused, reset and timeout may be passing; a DNS
+// failure may be, unless the name does not exist; a TLS failure (a
+// certificate the client does not trust, a protocol mismatch) and anything
+// unknown will not be.
+func classifyError(err error) (kind string, retryable bool) {
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
-		return schemas.ErrorDNS
+		return schemas.ErrorDNS, !dnsErr.IsNotFound
 	}
 	if isTLSError(err) {
-		return schemas.ErrorTLS
+		return schemas.ErrorTLS, false
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return schemas.ErrorTimeout
+		return schemas.ErrorTimeout, true
 	}
 	var netErr net.Error
 	if errors.As(err, &netErr) && netErr.Timeout() {
-		return schemas.ErrorTimeout
+		return schemas.ErrorTimeout, true
 	}
 	if errors.Is(err, syscall.ECONNREFUSED) {
-		return schemas.ErrorRefused
+		return schemas.ErrorRefused, true
 	}
 	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNABORTED) ||
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return schemas.ErrorReset
+		return schemas.ErrorReset, true
 	}
-	return schemas.ErrorOther
+	return schemas.ErrorOther, false
 }
 
 func isTLSError(err error) bool {

@@ -11,20 +11,43 @@ import (
 
 // Stats is a snapshot of a pipeline's counters since New.
 type Stats struct {
-	Consumed     int64 // records polled from the source
+	Consumed     int64 // records polled from the source, ignored ones included
 	Decoded      int64 // records decoded into an exchange
 	DeadLettered int64 // records that could not be decoded
 	Filtered     int64 // decoded records not selected for replay
-	Replayed     int64 // replay rows produced, failed replays included
+	// SkippedHeld counts selected records not replayed because the sink
+	// already holds their replay row (ReplayHolder).
+	SkippedHeld int64
+	Replayed    int64 // replay rows produced, failed replays included
+	// Retries counts requests sent again after a connection failure: a
+	// replay row with Attempts n adds n-1.
+	Retries int64
 	// ReplayErrors counts replay rows with an error, by error kind
-	// (schemas.ErrorTimeout, …, ErrorBodyTooLarge); kinds never seen are
-	// absent.
+	// (schemas.ErrorTimeout, …, schemas.ErrorBodyTooLarge); kinds never
+	// seen are absent.
 	ReplayErrors map[string]int64
+	// Discarded counts records polled but never written because their
+	// partition was revoked: waiting to be dispatched at the revoke, polled
+	// after it, or (after a Revoke that timed out) finished too late. The
+	// partition's next owner reads them again.
+	Discarded int64
+	// Abandoned counts records left unwritten at shutdown, with no offset
+	// committed past them: replays cancelled when the grace period elapsed
+	// or while waiting to retry, records waiting to be dispatched, and the
+	// records behind them in their partitions. They are replayed after a
+	// restart.
+	Abandoned    int64
 	RowsWritten  TableRows // rows in batches the sink flushed successfully
 	Flushes      int64     // successful sink flushes
 	Commits      int64     // successful Source.Commit calls
 	CommitErrors int64     // failed Source.Commit calls (retried with the next flush)
 	InFlight     int64     // records holding an in-flight slot now
+	// Breaker is the circuit breaker's state: BreakerClosed ("closed", also
+	// when disabled), BreakerOpen ("open": no replay starts) or
+	// BreakerHalfOpen ("half-open": one probe in flight).
+	Breaker string
+	// BreakerOpens counts how often the breaker opened (closed → open).
+	BreakerOpens int64
 	// Committed is, per partition, the last offset committed to the source
 	// (the next offset to read).
 	Committed schemas.Offsets
@@ -40,11 +63,12 @@ type TableRows struct {
 // errorKinds are the kinds counted in Stats.ReplayErrors.
 var errorKinds = [...]string{
 	schemas.ErrorTimeout, schemas.ErrorRefused, schemas.ErrorReset, schemas.ErrorTLS,
-	schemas.ErrorDNS, schemas.ErrorOther, ErrorBodyTooLarge,
+	schemas.ErrorDNS, schemas.ErrorOther, schemas.ErrorBodyTooLarge,
 }
 
 type stats struct {
 	consumed, decoded, deadLettered, filtered, replayed atomic.Int64
+	skippedHeld, retries, discarded, abandoned          atomic.Int64
 	replayErrors                                        [len(errorKinds)]atomic.Int64
 	written                                             struct{ production, replay, deadLetter atomic.Int64 }
 	flushes, commits, commitErrors                      atomic.Int64
@@ -79,8 +103,12 @@ func (p *Pipeline) Stats() Stats {
 		Decoded:      s.decoded.Load(),
 		DeadLettered: s.deadLettered.Load(),
 		Filtered:     s.filtered.Load(),
+		SkippedHeld:  s.skippedHeld.Load(),
 		Replayed:     s.replayed.Load(),
+		Retries:      s.retries.Load(),
 		ReplayErrors: map[string]int64{},
+		Discarded:    s.discarded.Load(),
+		Abandoned:    s.abandoned.Load(),
 		RowsWritten: TableRows{
 			Production: s.written.production.Load(),
 			Replay:     s.written.replay.Load(),
@@ -90,6 +118,8 @@ func (p *Pipeline) Stats() Stats {
 		Commits:      s.commits.Load(),
 		CommitErrors: s.commitErrors.Load(),
 		InFlight:     p.inFlight.Load(),
+		Breaker:      p.breaker.current(),
+		BreakerOpens: p.breaker.opens.Load(),
 	}
 	for i, k := range errorKinds {
 		if n := s.replayErrors[i].Load(); n > 0 {

@@ -7,14 +7,31 @@ import (
 
 func isUTF8(b []byte) bool { return utf8.Valid(b) }
 
-// Error kinds recorded on a replay row whose request got no response.
+// Error kinds recorded on a replay row. All but ErrorBodyTooLarge mean the
+// request got no complete response (a row may still carry the status and
+// headers when the connection failed mid-body). An HTTP status, 5xx
+// included, is a response, never an error kind.
 const (
+	// ErrorTimeout: the connect, the TLS handshake, the wait for headers or
+	// the whole request (body included) took longer than allowed.
 	ErrorTimeout = "timeout"
+	// ErrorRefused: nothing listens at the target (connection refused).
 	ErrorRefused = "refused"
-	ErrorReset   = "reset"
-	ErrorTLS     = "tls"
-	ErrorDNS     = "dns"
-	ErrorOther   = "other"
+	// ErrorReset: the connection was reset or closed before the response
+	// was complete, before the headers or in the middle of the body.
+	ErrorReset = "reset"
+	// ErrorTLS: the TLS handshake failed (untrusted or invalid certificate,
+	// protocol mismatch).
+	ErrorTLS = "tls"
+	// ErrorDNS: the target's host name could not be resolved.
+	ErrorDNS = "dns"
+	// ErrorOther: any other failure to send the request or read the
+	// response.
+	ErrorOther = "other"
+	// ErrorBodyTooLarge: the response was complete but its body was over
+	// the configured limit and is stored truncated; the row has the
+	// response.
+	ErrorBodyTooLarge = "body_too_large"
 )
 
 // ProductionRow is one row of production_responses: the exchange as logged.

@@ -128,7 +128,7 @@ func replaySchema() *iceberg.Schema {
 		opt(18, "response_headers", headersType(18), "secrets redacted"),
 		opt(22, "response_body", typeBinary, ""),
 		opt(23, "response_latency_ms", typeDouble, ""),
-		opt(24, "error_kind", typeString, "timeout, refused, reset, tls, dns, other; null on a response"),
+		opt(24, "error_kind", typeString, "timeout, refused, reset, tls, dns, other, body_too_large; null on a complete response"),
 		opt(25, "error_message", typeString, ""),
 		opt(26, "attempts", typeInt, "requests sent, retries included"),
 		opt(27, "lineage", stringMapType(27), "service versions read from the replay response"),

@@ -14,6 +14,7 @@ import (
 
 	"github.com/replaykit/replay/config"
 	"github.com/replaykit/replay/pipeline"
+	"github.com/replaykit/replay/schemas"
 	"github.com/replaykit/replay/sinks"
 	"github.com/replaykit/replay/sources"
 )
@@ -57,6 +58,9 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Result, 
 		_ = sink.Close()
 		return nil, fmt.Errorf("build pipeline: %w", err)
 	}
+	if k, ok := src.(*sources.Kafka); ok {
+		wireGroupHooks(k, p, sink, logger)
+	}
 	logger.Info("replay run starting", "run_id", cfg.RunID, "source", cfg.Source.Type, "target", cfg.Pipeline.Replay.Target,
 		"catalog", cfg.Sink.Catalog.Type, "namespace", cfg.Sink.Namespace)
 	runErr := p.Run(ctx)
@@ -72,6 +76,25 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Result, 
 	logger.Info("replay run finished", "run_id", cfg.RunID, "took", time.Since(started).Round(time.Millisecond),
 		"consumed", stats.Consumed, "replayed", stats.Replayed, "dead_lettered", stats.DeadLettered)
 	return &Result{Stats: stats, Sink: sink}, nil
+}
+
+// wireGroupHooks makes partition moves exactly-once: an assigned partition
+// resumes where the Iceberg tables say (the source of truth), and a revoked
+// one is drained, flushed and committed before another member takes it.
+func wireGroupHooks(k *sources.Kafka, p *pipeline.Pipeline, sink *sinks.Iceberg, logger *slog.Logger) {
+	k.SetResume(func(ctx context.Context, tps []schemas.TopicPartition) (schemas.Offsets, error) {
+		p.Assign(tps)
+		return sink.Resume(ctx, tps)
+	})
+	k.SetRevoke(func(ctx context.Context, tps []schemas.TopicPartition) {
+		if err := p.Revoke(ctx, tps); err != nil {
+			// Nothing of tps is committed by this process any more; the
+			// next owner resumes from what the tables hold.
+			logger.Warn("revoked partitions were not fully flushed; the next owner replays what was not committed",
+				"partitions", len(tps), "err", err)
+		}
+		sink.Forget(tps)
+	})
 }
 
 func openSource(ctx context.Context, cfg config.Config, logger *slog.Logger) (closingSource, error) {

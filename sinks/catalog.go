@@ -59,6 +59,10 @@ type IcebergConfig struct {
 	// write.parquet.compression-codec: zstd, snappy, gzip, brotli, lz4,
 	// lz4raw or uncompressed. Changing it updates existing tables on open.
 	Compression string `yaml:"compression"`
+	// CommitRetry bounds how the sink retries a table commit that failed:
+	// lost an optimistic-concurrency race with another writer, or failed in
+	// a way that leaves its outcome unknown.
+	CommitRetry CommitRetryConfig `yaml:"commit_retry"`
 	// Group is the consumer group name, recorded with the offsets in every
 	// snapshot summary. Set by the caller, not the configuration file.
 	Group string `yaml:"-"`
@@ -92,9 +96,25 @@ type FlushConfig struct {
 	Interval time.Duration `yaml:"interval"`
 }
 
+// CommitRetryConfig bounds the sink's own commit retry loop (iceberg-go's
+// commit.retry.* table properties are left at their default of no retries;
+// see Iceberg.Flush). Attempt n waits about MinBackoff·2^(n-1), at most
+// MaxBackoff, with jitter, so the time one table's commit may take is
+// bounded by roughly Attempts × MaxBackoff plus the commits themselves.
+type CommitRetryConfig struct {
+	// Attempts is the number of commits tried per table and flush before
+	// the flush fails, counting the first.
+	Attempts int `yaml:"attempts"`
+	// MinBackoff is the wait before the second attempt.
+	MinBackoff time.Duration `yaml:"min_backoff"`
+	// MaxBackoff caps the wait between attempts.
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+}
+
 // DefaultIcebergConfig returns the embedded default: a SQLite catalog and a
 // local warehouse under ./replay-data, namespace replay, flushes every
-// 10,000 rows, 64 MiB or 5 s, zstd data files.
+// 10,000 rows, 64 MiB or 5 s, zstd data files, 10 commit attempts per
+// table with backoff from 100 ms to 5 s.
 func DefaultIcebergConfig() IcebergConfig {
 	return IcebergConfig{
 		Catalog: CatalogConfig{
@@ -106,6 +126,7 @@ func DefaultIcebergConfig() IcebergConfig {
 		Namespace:   "replay",
 		Flush:       FlushConfig{Rows: 10_000, Bytes: 64 << 20, Interval: 5 * time.Second},
 		Compression: "zstd",
+		CommitRetry: CommitRetryConfig{Attempts: 10, MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second},
 	}
 }
 
@@ -166,6 +187,16 @@ func (c *IcebergConfig) Validate() []error {
 	}
 	if !slices.Contains(compressionCodecs, c.Compression) {
 		add("compression: unknown Parquet codec %q; use one of %s", c.Compression, strings.Join(compressionCodecs, ", "))
+	}
+	r := c.CommitRetry
+	if r.Attempts < 1 {
+		add("commit_retry.attempts: must be ≥ 1, got %d", r.Attempts)
+	}
+	if r.MinBackoff <= 0 {
+		add("commit_retry.min_backoff: must be > 0, got %s", r.MinBackoff)
+	}
+	if r.MaxBackoff < r.MinBackoff {
+		add("commit_retry.max_backoff: must be ≥ commit_retry.min_backoff (%s), got %s", r.MinBackoff, r.MaxBackoff)
 	}
 
 	return errs

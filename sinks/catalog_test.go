@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestValidate(t *testing.T) {
@@ -39,6 +40,15 @@ func TestValidate(t *testing.T) {
 			"flush.interval: must be > 0, got 0s",
 			`compression: unknown Parquet codec "lzma"`,
 		}},
+		{"commit retry", func(c *IcebergConfig) {
+			c.CommitRetry = CommitRetryConfig{Attempts: 0, MinBackoff: 0, MaxBackoff: -time.Second}
+		}, []string{
+			"commit_retry.attempts: must be ≥ 1, got 0",
+			"commit_retry.min_backoff: must be > 0, got 0s",
+			"commit_retry.max_backoff: must be ≥ commit_retry.min_backoff (0s), got -1s",
+		}},
+		{"max backoff below min", func(c *IcebergConfig) { c.CommitRetry.MaxBackoff = time.Millisecond },
+			[]string{"commit_retry.max_backoff: must be ≥ commit_retry.min_backoff (100ms), got 1ms"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := DefaultIcebergConfig()

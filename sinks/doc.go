@@ -14,11 +14,25 @@
 // FlushConfig), must not acknowledge anything to Kafka, and must not define
 // table schemas: those live once in package schemas.
 //
-// A flush commits each table separately; iceberg-go retries a commit that
-// loses an optimistic-concurrency race with another replica. Rows whose
-// commit failed stay buffered for the next flush, and a commit whose outcome
-// is unknown is found again by its replay.commit-id before anything is
-// rewritten.
+// Exactly once into every table: each flush commits one snapshot to each of
+// the three tables, an empty one for a table that got no rows, so their
+// offsets advance together. Resume reads them back when partitions are
+// assigned (the Kafka source restarts each partition at the lowest of the
+// three) and Add then drops rows a table already holds; HoldsReplay lets the
+// pipeline skip requests whose replay row is already stored. Every table
+// commit is fenced and retried by the sink (sink.commit_retry): reload the
+// table, re-read its offsets, drop buffered rows another writer (a replica
+// that took the partition over, or an earlier attempt whose outcome was
+// unknown) already committed, and append the rest requiring that the main
+// branch has not moved since the read. Rows whose commit gave up stay
+// buffered for the next flush.
+//
+// Limits: the offsets live in snapshot summaries, so expiring snapshots must
+// keep, per partition and group, the newest snapshot that records it (every
+// flush records the partitions it covers in all three tables, so keeping a
+// few of the newest flushes of every replica is enough); a partition whose
+// offsets were expired from a table is read again from the consumer group's
+// committed offset and its rows may be written twice.
 //
 // Dependencies, chosen:
 //

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -28,7 +30,7 @@ const (
 	// PropGroup is the consumer group whose offsets the snapshot records.
 	PropGroup = "replay.group"
 	// PropRunID is the run ID of the rows committed; several are joined
-	// with commas, sorted.
+	// with commas, sorted. A commit without rows has none.
 	PropRunID = "replay.run-id"
 	// PropOffsetPrefix starts one property per partition the commit covers:
 	// replay.offset.<topic>.<partition> = next offset to read. Topic names
@@ -61,32 +63,56 @@ func WithAllocator(mem memory.Allocator) Option {
 	return func(o *options) { o.mem = mem }
 }
 
-// Iceberg writes results into replay's Iceberg tables. Add, Buffered, Flush
-// and Close are called from one goroutine (the pipeline's); CommittedOffsets,
-// ScanRun, CountRows and TableLocation only read the catalog and may be
-// called from any goroutine.
+// Iceberg writes results into replay's Iceberg tables, exactly once per
+// table across crashes, restarts, rebalances and concurrent writers.
+//
+// Add, Buffered, Flush and Close are called from one goroutine (the
+// pipeline's). Resume, HoldsReplay and Forget may be called from any
+// goroutine (Resume from the Kafka client's assignment callback);
+// CommittedOffsets, ScanRun, CountRows and TableLocation only read the
+// catalog and may be called from any goroutine too. None may be called after
+// Close.
+//
+// How exactly-once works: every flush commits one snapshot to every table,
+// even a table that got no rows (an empty append), and each snapshot records
+// in its summary the next offset of every partition the flush covers, so the
+// three tables' offsets advance together. Resume reads them back for newly
+// assigned partitions and returns the lowest, where the source restarts; Add
+// then drops rows a table already holds (HoldsReplay lets the pipeline skip
+// the request altogether). Each table commit is fenced: it re-reads the
+// table's offsets, drops buffered rows below them (another writer, or an
+// earlier attempt of ours whose outcome was unknown, stored them), and
+// requires the table's main branch to be unchanged since that read, retrying
+// from the read on any failure.
 type Iceberg struct {
 	cfg    IcebergConfig
 	logger *slog.Logger
 	mem    memory.Allocator
-	cat    catalog.Catalog
 	ns     table.Identifier
-	tables []*tableBuffer // in schemas.TableNames order
-	byName map[string]*tableBuffer
+	byName map[string]*tableBuffer // immutable after OpenIceberg
 
+	mu sync.Mutex
+	// cat and tables are set by OpenIceberg and cleared by Close.
+	cat    catalog.Catalog
+	tables []*tableBuffer // in schemas.TableNames order: the commit order
 	// next is, per partition, the offset after the last result added.
 	next schemas.Offsets
 	// covered are the partitions with results added since the last
 	// successful flush.
 	covered map[schemas.TopicPartition]struct{}
+	// held is, per table, the offsets Resume read for the partitions
+	// assigned to this process: rows below them are already in the table.
+	held map[string]schemas.Offsets
 }
 
-// tableBuffer is one table's handle and the rows waiting for it.
+// tableBuffer is one table's identity and the rows waiting for it. Only the
+// pipeline's goroutine touches the buffers (builder, runIDs, pending,
+// skipped).
 type tableBuffer struct {
 	name     string
 	ident    table.Identifier
+	full     string // ident joined with dots, for messages
 	location string
-	tbl      *table.Table // refreshed by each commit
 
 	builder interface {
 		Len() int
@@ -98,20 +124,15 @@ type tableBuffer struct {
 
 	// pending are records built for a commit that has not succeeded yet.
 	pending []pendingBatch
-	// unsure is set after a failed commit: its ID and how many of pending
-	// it carried. The next flush checks whether it landed after all.
-	unsure *unsureCommit
+	// skipped counts the rows Add dropped since the last successful flush
+	// because the table already held them.
+	skipped int64
 }
 
 type pendingBatch struct {
 	rec    arrow.RecordBatch
 	bytes  int64
 	runIDs map[string]struct{}
-}
-
-type unsureCommit struct {
-	id      string
-	batches int
 }
 
 // OpenIceberg loads the configured catalog and makes sure the namespace and
@@ -146,6 +167,7 @@ func OpenIceberg(ctx context.Context, cfg IcebergConfig, logger *slog.Logger, op
 		byName:  map[string]*tableBuffer{},
 		next:    schemas.Offsets{},
 		covered: map[schemas.TopicPartition]struct{}{},
+		held:    map[string]schemas.Offsets{},
 	}
 	if err := s.open(ctx); err != nil {
 		return nil, errors.Join(err, s.Close())
@@ -161,12 +183,13 @@ func (s *Iceberg) open(ctx context.Context) error {
 		return fmt.Errorf("create namespace %q: %w; check %snamespace and the catalog's permissions", s.cfg.Namespace, err, configPath)
 	}
 	for _, name := range schemas.TableNames() {
-		tb := &tableBuffer{name: name, ident: append(slices.Clone(s.ns), name), runIDs: map[string]struct{}{}}
+		ident := append(slices.Clone(s.ns), name)
+		tb := &tableBuffer{name: name, ident: ident, full: strings.Join(ident, "."), runIDs: map[string]struct{}{}}
 		tbl, err := s.ensureTable(ctx, tb.ident)
 		if err != nil {
 			return err
 		}
-		tb.tbl, tb.location = tbl, tbl.Location()
+		tb.location = tbl.Location()
 		switch name {
 		case schemas.TableProduction:
 			tb.builder = schemas.NewProductionBuilder(s.mem)
@@ -177,6 +200,7 @@ func (s *Iceberg) open(ctx context.Context) error {
 		}
 		s.tables = append(s.tables, tb)
 		s.byName[name] = tb
+		s.held[name] = schemas.Offsets{}
 	}
 
 	return nil
@@ -240,13 +264,14 @@ func checkSchema(have, want *iceberg.Schema) error {
 // partition must come in offset order; a result at or below an offset
 // already added is an error. An invalid row is an error and nothing of the
 // result is buffered.
+//
+// A row for a table that already holds its record (the record's offset is
+// below what Resume read from that table for the partition) is dropped and
+// counted; the other tables still get theirs. The offset is noted either way,
+// so the next flush records it in all three tables.
 func (s *Iceberg) Add(r *schemas.Result) error {
 	if r == nil {
 		return errors.New("add result: nil result")
-	}
-	tp := r.Source.TP()
-	if next, ok := s.next[tp]; ok && r.Source.Offset < next {
-		return fmt.Errorf("add result %s: out of order, results up to offset %d were already added", r.Source, next-1)
 	}
 	// Check every row before appending any, so a result is all in or all out.
 	if r.Production != nil {
@@ -265,26 +290,47 @@ func (s *Iceberg) Add(r *schemas.Result) error {
 		}
 	}
 
+	tp := r.Source.TP()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if next, ok := s.next[tp]; ok && r.Source.Offset < next {
+		return fmt.Errorf("add result %s: out of order, results up to offset %d were already added", r.Source, next-1)
+	}
 	// Append cannot fail once Check passed.
 	if r.Production != nil {
-		tb := s.byName[schemas.TableProduction]
-		_ = tb.builder.(*schemas.ProductionBuilder).Append(r.Production)
-		tb.runIDs[r.Production.RunID] = struct{}{}
+		if tb := s.byName[schemas.TableProduction]; !s.heldLocked(tb, r.Source) {
+			_ = tb.builder.(*schemas.ProductionBuilder).Append(r.Production)
+			tb.runIDs[r.Production.RunID] = struct{}{}
+		}
 	}
 	if r.Replay != nil {
-		tb := s.byName[schemas.TableReplay]
-		_ = tb.builder.(*schemas.ReplayBuilder).Append(r.Replay)
-		tb.runIDs[r.Replay.RunID] = struct{}{}
+		if tb := s.byName[schemas.TableReplay]; !s.heldLocked(tb, r.Source) {
+			_ = tb.builder.(*schemas.ReplayBuilder).Append(r.Replay)
+			tb.runIDs[r.Replay.RunID] = struct{}{}
+		}
 	}
 	if r.DeadLetter != nil {
-		tb := s.byName[schemas.TableDeadLetters]
-		_ = tb.builder.(*schemas.DeadLetterBuilder).Append(r.DeadLetter)
-		tb.runIDs[r.DeadLetter.RunID] = struct{}{}
+		if tb := s.byName[schemas.TableDeadLetters]; !s.heldLocked(tb, r.Source) {
+			_ = tb.builder.(*schemas.DeadLetterBuilder).Append(r.DeadLetter)
+			tb.runIDs[r.DeadLetter.RunID] = struct{}{}
+		}
 	}
 	s.next[tp] = r.Source.Offset + 1
 	s.covered[tp] = struct{}{}
 
 	return nil
+}
+
+// heldLocked reports whether tb already holds the row of the record at c,
+// counting it as skipped when it does. s.mu is held.
+func (s *Iceberg) heldLocked(tb *tableBuffer, c schemas.Coordinates) bool {
+	if held, ok := s.held[tb.name][c.TP()]; ok && c.Offset < held {
+		tb.skipped++
+
+		return true
+	}
+
+	return false
 }
 
 // Buffered reports the rows and approximate bytes not yet committed,
@@ -309,66 +355,300 @@ func (tb *tableBuffer) buffered() (rows int, bytes int64) {
 	return rows, bytes
 }
 
-// Flush commits the buffered rows: one Iceberg append (one snapshot) per
-// table that has rows, each recording in its snapshot summary the consumer
-// group, the run IDs and the next offset of every partition the flush
-// covers. Tables without rows get no commit. It returns those offsets, or
-// empty offsets when nothing was added since the last flush.
+// commitStats is what one table's commit in a flush did.
+type commitStats struct {
+	rows       int64 // rows written
+	duplicates int64 // buffered rows dropped because the table already held them
+	attempts   int
+	snapshotID int64 // 0 when no commit was needed
+}
+
+// Flush commits what was added since the last successful flush: one
+// snapshot per table, in the order production_responses, replay_responses,
+// dead_letters, each recording in its summary the consumer group, the run
+// IDs of its rows, a commit ID and, per partition the flush covers, the next
+// offset to read. A table that got no rows gets an empty snapshot with the
+// same summary, so the offsets of all three tables advance together (a table
+// is skipped only when it already records at least these offsets and has
+// nothing to write). It returns the offsets, or empty offsets when nothing
+// was added since the last flush.
 //
-// A failed flush loses nothing: rows whose commit failed stay buffered and
-// go out with the next Flush, whose offsets then cover them too. Tables that
-// committed are not committed twice. When a commit failed in a way that
-// leaves its outcome unknown (the catalog may have applied it), the next
-// Flush finds it by its replay.commit-id and does not write its rows again.
+// Each table's commit is fenced and retried by the sink itself, up to
+// sink.commit_retry.attempts with exponential backoff and jitter:
+//
+//  1. reload the table from the catalog;
+//  2. read the offsets the table records for the group (walking back from
+//     its current snapshot) for the partitions of the flush;
+//  3. drop buffered rows below them: another writer (a replica that took the
+//     partition over) or an earlier attempt of ours that was applied though
+//     it reported an error already stored them;
+//  4. append the rest, recording per partition the larger of the flush's
+//     offset and the table's, with the requirement that the table's main
+//     branch still points at the snapshot read in step 1;
+//  5. on any error, back off and go back to step 1. A previous attempt found
+//     in the history by its replay.commit-id counts as done.
+//
+// iceberg-go's own commit retry (table property commit.retry.num-retries) is
+// left at its default of 0: its refresh-and-replay would rebase our append
+// onto a snapshot whose offsets we never read, and the SQL catalog reports a
+// requirement that failed on a stale read as a plain error rather than
+// table.ErrCommitFailed, so it would not retry that case anyway. Even if a
+// table sets it, the pinned branch requirement makes iceberg-go fail fast
+// instead of rebasing.
+//
+// A failed flush loses nothing: rows whose commit failed stay buffered and go
+// out with the next Flush, whose offsets then cover them too; tables that
+// committed commit again next time, fenced like any other commit.
 func (s *Iceberg) Flush(ctx context.Context) (schemas.Offsets, error) {
-	if len(s.covered) == 0 {
-		if rows, _ := s.Buffered(); rows == 0 {
-			return schemas.Offsets{}, nil
-		}
-	}
-	start := time.Now()
-	ctx = compute.WithAllocator(ctx, s.mem)
+	s.mu.Lock()
 	offsets := make(schemas.Offsets, len(s.covered))
 	for tp := range s.covered {
 		offsets[tp] = s.next[tp]
 	}
-
-	var errs []error
-	attrs := []any{"partitions", len(offsets)}
-	for _, tb := range s.tables {
-		n, err := s.commit(ctx, tb, offsets)
-		if err != nil {
-			errs = append(errs, err)
+	cat := s.cat
+	s.mu.Unlock()
+	if len(offsets) == 0 {
+		if rows, _ := s.Buffered(); rows == 0 {
+			return schemas.Offsets{}, nil
 		}
-		attrs = append(attrs, tb.name, n)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	if cat == nil {
+		return nil, errors.New("flush: the iceberg sink is closed")
 	}
-	clear(s.covered)
-	s.logger.Info("flushed", append(attrs, "duration", time.Since(start))...)
+
+	start := time.Now()
+	ctx = compute.WithAllocator(ctx, s.mem)
+	attrs := []any{"partitions", len(offsets)}
+	var skipped []any
+	for _, tb := range s.tables {
+		st, err := s.commitTable(ctx, cat, tb, offsets)
+		if err != nil {
+			return nil, err
+		}
+		attrs = append(attrs, slog.Group(tb.name, "rows", st.rows, "duplicates", st.duplicates+tb.skipped,
+			"attempts", st.attempts, "snapshot_id", st.snapshotID))
+		if tb.skipped > 0 {
+			skipped = append(skipped, tb.name, tb.skipped)
+		}
+	}
+	for _, tb := range s.tables {
+		tb.skipped = 0
+	}
+	s.mu.Lock()
+	for tp := range offsets {
+		delete(s.covered, tp)
+	}
+	s.mu.Unlock()
+	if len(skipped) > 0 {
+		s.logger.Info("skipped rows the tables already held after a resume", skipped...)
+	}
+	s.logger.Info("flushed", append(attrs, "offsets", formatOffsets(offsets), "duration", time.Since(start))...)
 
 	return offsets, nil
 }
 
-// commit appends the table's buffered rows in one snapshot and returns the
-// rows committed.
-func (s *Iceberg) commit(ctx context.Context, tb *tableBuffer, offsets schemas.Offsets) (int64, error) {
-	full := strings.Join(tb.ident, ".")
-	if tb.unsure != nil {
-		if err := s.resolveUnsure(ctx, tb); err != nil {
-			return 0, fmt.Errorf("check the previous commit to %s: %w", full, err)
-		}
-	}
+// attempt is what a failed commit attempt leaves for the next: the ID it
+// wrote and the snapshot it required, to find it if it was applied anyway.
+type attempt struct {
+	commitID string
+	base     int64 // snapshot ID required on main; 0 when the table had none
+	rows     int64
+}
+
+// commitTable commits tb's buffered rows and offsets in one snapshot,
+// retrying as Flush describes.
+func (s *Iceberg) commitTable(ctx context.Context, cat catalog.Catalog, tb *tableBuffer, offsets schemas.Offsets) (commitStats, error) {
 	if tb.builder.Len() > 0 {
 		tb.pending = append(tb.pending, pendingBatch{bytes: tb.builder.Bytes(), rec: tb.builder.NewRecord(), runIDs: tb.runIDs})
 		tb.runIDs = map[string]struct{}{}
 	}
-	if len(tb.pending) == 0 {
-		return 0, nil
+	retry := s.cfg.CommitRetry
+	var (
+		st   commitStats
+		prev *attempt
+	)
+	for n := 1; ; n++ {
+		st.attempts = n
+		failed, err := s.commitOnce(ctx, cat, tb, offsets, prev, &st)
+		if err == nil {
+			return st, nil
+		}
+		if cause := context.Cause(ctx); cause != nil {
+			if errors.Is(err, cause) {
+				return st, fmt.Errorf("commit to table %s stopped after %d attempts: %w", tb.full, n, err)
+			}
+
+			return st, fmt.Errorf("commit to table %s stopped after %d attempts: %w; last error: %w", tb.full, n, cause, err)
+		}
+		if n >= retry.Attempts {
+			return st, fmt.Errorf("commit to table %s gave up after %d attempts; last error: %w; check the catalog, or raise %scommit_retry", tb.full, n, err, configPath)
+		}
+		if failed != nil {
+			prev = failed
+		}
+		wait := backoff(retry, n)
+		s.logger.Warn("commit failed; retrying", "table", tb.full, "attempt", n, "backoff", wait, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+
+			return st, fmt.Errorf("commit to table %s stopped after %d attempts: %w; last error: %w", tb.full, n, context.Cause(ctx), err)
+		case <-t.C:
+		}
+	}
+}
+
+// backoff returns the wait after the n-th failed attempt: MinBackoff·2^(n-1)
+// capped at MaxBackoff, of which a random half is jitter.
+func backoff(cfg CommitRetryConfig, n int) time.Duration {
+	d := cfg.MaxBackoff
+	if n-1 < 32 {
+		d = min(cfg.MinBackoff<<(n-1), cfg.MaxBackoff)
+	}
+	if d <= 0 { // overflow
+		d = cfg.MaxBackoff
+	}
+	half := d / 2
+
+	return half + rand.N(d-half+1)
+}
+
+// commitOnce makes one fenced commit attempt (steps 1 to 4 of Flush). On
+// failure it returns the attempt when a commit reached the catalog, so the
+// next attempt can look for it.
+func (s *Iceberg) commitOnce(ctx context.Context, cat catalog.Catalog, tb *tableBuffer, offsets schemas.Offsets,
+	prev *attempt, st *commitStats,
+) (*attempt, error) {
+	tbl, err := cat.LoadTable(ctx, tb.ident)
+	if err != nil {
+		return nil, fmt.Errorf("load table: %w", err)
+	}
+	meta := tbl.Metadata()
+	var base int64
+	if head := meta.CurrentSnapshot(); head != nil {
+		base = head.SnapshotID
 	}
 
+	if prev != nil {
+		if snap := findCommit(meta, prev.commitID, prev.base); snap != nil {
+			s.logger.Warn("a commit reported as failed had been applied; not writing its rows again",
+				"table", tb.full, "commit_id", prev.commitID, "snapshot_id", snap.SnapshotID)
+			tb.releasePending()
+			st.rows, st.snapshotID = prev.rows, snap.SnapshotID
+
+			return nil, nil
+		}
+	}
+
+	want := make(map[schemas.TopicPartition]struct{}, len(offsets))
+	for tp := range offsets {
+		want[tp] = struct{}{}
+	}
+	committed := groupOffsets(meta, s.cfg.Group, want)
+	dropped, err := tb.dropBelow(ctx, s.mem, committed)
+	if err != nil {
+		return nil, fmt.Errorf("drop rows the table already holds: %w", err)
+	}
+	st.duplicates += dropped
+	if dropped > 0 {
+		s.logger.Info("dropped buffered rows another commit already wrote", "table", tb.full, "rows", dropped,
+			"committed", formatOffsets(committed))
+	}
+
+	recs, rows, runIDs := tb.pendingRecords()
+	record := make(schemas.Offsets, len(offsets))
+	advances := false
+	for tp, next := range offsets {
+		c, ok := committed[tp]
+		if !ok || next > c {
+			advances = true
+		}
+		record[tp] = max(next, c)
+	}
+	if rows == 0 && !advances {
+		return nil, nil // the table already records every offset, and nothing is left to write
+	}
+
+	commitID := uuid.NewString()
+	props := iceberg.Properties{PropGroup: s.cfg.Group, PropCommitID: commitID}
+	if len(runIDs) > 0 {
+		props[PropRunID] = strings.Join(slices.Sorted(maps.Keys(runIDs)), ",")
+	}
+	for tp, next := range record {
+		props[offsetProp(tp)] = strconv.FormatInt(next, 10)
+	}
 	start := time.Now()
+	committedTbl, err := commitSnapshot(ctx, tbl, recs, props)
+	if err != nil {
+		return &attempt{commitID: commitID, base: base, rows: rows}, fmt.Errorf("append %d rows: %w", rows, err)
+	}
+	tb.releasePending()
+	st.rows = rows
+	if snap := committedTbl.CurrentSnapshot(); snap != nil {
+		st.snapshotID = snap.SnapshotID
+	}
+	s.logger.Debug("committed", "table", tb.full, "rows", rows, "snapshot_id", st.snapshotID,
+		"offsets", formatOffsets(record), "duration", time.Since(start))
+
+	return nil, nil
+}
+
+// commitSnapshot appends recs (none: an empty snapshot) to tbl with the
+// summary properties props, requiring that tbl's main branch is still at the
+// snapshot tbl was loaded with.
+//
+// An empty append is iceberg-go's AddFiles with no files: its fast-append
+// producer commits a snapshot with no new data file that keeps every existing
+// file and carries the summary properties (see iceberg-go's
+// TestAddFilesEmptyCommitsEmptySnapshot). ignoreDuplicates skips a scan of
+// every data file for duplicates of the files added, of which there are none.
+// AddDataFiles, by contrast, returns without a snapshot when given no files.
+func commitSnapshot(ctx context.Context, tbl *table.Table, recs []arrow.RecordBatch, props iceberg.Properties) (*table.Table, error) {
+	txn := tbl.NewTransaction()
+	// The fence. Transaction.Commit already asserts the branch head it
+	// read, but iceberg-go rewrites that assertion to the fresh head when it
+	// retries; a pinned assertion is never rewritten.
+	if err := txn.AssertRefSnapshotID(table.MainBranch); err != nil {
+		return nil, err
+	}
+	if len(recs) == 0 {
+		if err := txn.AddFiles(ctx, nil, props, true); err != nil {
+			return nil, err
+		}
+	} else {
+		rdr, err := array.NewRecordReader(recs[0].Schema(), recs)
+		if err != nil {
+			return nil, err
+		}
+		defer rdr.Release()
+		if err := txn.Append(ctx, rdr, props); err != nil {
+			return nil, err
+		}
+	}
+
+	return txn.Commit(ctx)
+}
+
+// findCommit returns the snapshot carrying commitID among those committed
+// after the snapshot base (0: since the table's first), or nil.
+func findCommit(meta table.Metadata, commitID string, base int64) *table.Snapshot {
+	for snap := meta.CurrentSnapshot(); snap != nil && snap.SnapshotID != base; {
+		if snap.Summary != nil && snap.Summary.Properties[PropCommitID] == commitID {
+			return snap
+		}
+		if snap.ParentSnapshotID == nil {
+			break
+		}
+		snap = meta.SnapshotByID(*snap.ParentSnapshotID)
+	}
+
+	return nil
+}
+
+// pendingRecords returns the records waiting for a commit, their rows and
+// their run IDs.
+func (tb *tableBuffer) pendingRecords() ([]arrow.RecordBatch, int64, map[string]struct{}) {
 	recs := make([]arrow.RecordBatch, len(tb.pending))
 	runIDs := map[string]struct{}{}
 	var rows int64
@@ -377,73 +657,123 @@ func (s *Iceberg) commit(ctx context.Context, tb *tableBuffer, offsets schemas.O
 		rows += p.rec.NumRows()
 		maps.Copy(runIDs, p.runIDs)
 	}
-	commitID := uuid.NewString()
-	props := iceberg.Properties{
-		PropGroup:    s.cfg.Group,
-		PropRunID:    strings.Join(slices.Sorted(maps.Keys(runIDs)), ","),
-		PropCommitID: commitID,
-	}
-	for tp, next := range offsets {
-		props[offsetProp(tp)] = strconv.FormatInt(next, 10)
-	}
 
-	tbl, err := appendRecords(ctx, tb.tbl, recs, props)
-	if err != nil {
-		tb.unsure = &unsureCommit{id: commitID, batches: len(tb.pending)}
-
-		return 0, fmt.Errorf("append %d rows to %s: %w", rows, full, err)
-	}
-	tb.tbl = tbl
-	tb.releasePending(len(tb.pending))
-	var snapshotID int64
-	if snap := tbl.CurrentSnapshot(); snap != nil {
-		snapshotID = snap.SnapshotID
-	}
-	s.logger.Debug("committed", "table", full, "rows", rows, "snapshot_id", snapshotID, "duration", time.Since(start))
-
-	return rows, nil
+	return recs, rows, runIDs
 }
 
-func appendRecords(ctx context.Context, tbl *table.Table, recs []arrow.RecordBatch, props iceberg.Properties) (*table.Table, error) {
-	rdr, err := array.NewRecordReader(recs[0].Schema(), recs)
-	if err != nil {
-		return nil, err
+// dropBelow removes from the pending records every row whose source offset
+// is below committed's offset for its partition, and returns how many.
+func (tb *tableBuffer) dropBelow(ctx context.Context, mem memory.Allocator, committed schemas.Offsets) (int64, error) {
+	if len(committed) == 0 {
+		return 0, nil
 	}
-	defer rdr.Release()
-	txn := tbl.NewTransaction()
-	if err := txn.Append(ctx, rdr, props); err != nil {
-		return nil, err
-	}
+	var dropped int64
+	kept := tb.pending[:0]
+	for i, p := range tb.pending {
+		rec, n, err := filterBelow(ctx, mem, p.rec, committed)
+		if err != nil {
+			// Keep this batch and the ones not looked at yet.
+			kept = append(kept, tb.pending[i:]...)
+			tb.pending = kept
 
-	return txn.Commit(ctx)
+			return dropped, err
+		}
+		dropped += n
+		switch {
+		case n == 0:
+			kept = append(kept, p)
+		case rec == nil: // every row dropped
+			p.rec.Release()
+		default:
+			total := p.rec.NumRows()
+			p.rec.Release()
+			kept = append(kept, pendingBatch{rec: rec, bytes: p.bytes * rec.NumRows() / total, runIDs: runIDsOf(rec)})
+		}
+	}
+	clear(tb.pending[len(kept):])
+	tb.pending = kept
+
+	return dropped, nil
 }
 
-// resolveUnsure reloads the table after a failed commit and drops the
-// batches that commit carried if it landed after all.
-func (s *Iceberg) resolveUnsure(ctx context.Context, tb *tableBuffer) error {
-	tbl, err := s.cat.LoadTable(ctx, tb.ident)
-	if err != nil {
-		return err
+// filterBelow returns rec without the rows whose source offset is below
+// committed's offset for their partition, and the number dropped. With none
+// dropped it returns nil, 0; with all dropped nil, NumRows. Rows without
+// source coordinates are kept.
+func filterBelow(ctx context.Context, mem memory.Allocator, rec arrow.RecordBatch, committed schemas.Offsets) (arrow.RecordBatch, int64, error) {
+	topics, ok1 := column(rec, "source_topic").(*array.String)
+	parts, ok2 := column(rec, "source_partition").(*array.Int32)
+	offs, ok3 := column(rec, "source_offset").(*array.Int64)
+	if !ok1 || !ok2 || !ok3 {
+		return nil, 0, fmt.Errorf("record has no source_topic, source_partition and source_offset columns: %v", rec.Schema())
 	}
-	tb.tbl = tbl
-	landed := slices.ContainsFunc(tbl.Metadata().Snapshots(), func(snap table.Snapshot) bool {
-		return snap.Summary != nil && snap.Summary.Properties[PropCommitID] == tb.unsure.id
-	})
-	if landed {
-		s.logger.Warn("a commit reported as failed had landed; not writing its rows again",
-			"table", strings.Join(tb.ident, "."), "commit_id", tb.unsure.id)
-		tb.releasePending(tb.unsure.batches)
-	}
-	tb.unsure = nil
+	n := int(rec.NumRows())
+	drop := func(i int) bool {
+		if topics.IsNull(i) || parts.IsNull(i) || offs.IsNull(i) {
+			return false
+		}
+		c, ok := committed[schemas.TopicPartition{Topic: topics.Value(i), Partition: parts.Value(i)}]
 
-	return nil
+		return ok && offs.Value(i) < c
+	}
+	var dropped int64
+	for i := range n {
+		if drop(i) {
+			dropped++
+		}
+	}
+	if dropped == 0 || dropped == int64(n) {
+		return nil, dropped, nil
+	}
+
+	mask := array.NewBooleanBuilder(mem)
+	defer mask.Release()
+	mask.Reserve(n)
+	for i := range n {
+		mask.UnsafeAppend(!drop(i))
+	}
+	filter := mask.NewBooleanArray()
+	defer filter.Release()
+	out, err := compute.FilterRecordBatch(compute.WithAllocator(ctx, mem), rec, filter, compute.DefaultFilterOptions())
+	if err != nil {
+		return nil, 0, fmt.Errorf("filter %d rows: %w", n, err)
+	}
+
+	return out, dropped, nil
 }
 
-func (tb *tableBuffer) releasePending(n int) {
-	for _, p := range tb.pending[:n] {
+func column(rec arrow.RecordBatch, name string) arrow.Array {
+	idx := rec.Schema().FieldIndices(name)
+	if len(idx) != 1 {
+		return nil
+	}
+
+	return rec.Column(idx[0])
+}
+
+// runIDsOf returns the distinct run IDs of rec's run_id column.
+func runIDsOf(rec arrow.RecordBatch) map[string]struct{} {
+	out := map[string]struct{}{}
+	ids, ok := column(rec, "run_id").(*array.String)
+	if !ok {
+		return out
+	}
+	for i := range ids.Len() {
+		if ids.IsValid(i) {
+			// Value aliases the record's buffer, which is released.
+			out[strings.Clone(ids.Value(i))] = struct{}{}
+		}
+	}
+
+	return out
+}
+
+func (tb *tableBuffer) releasePending() {
+	for _, p := range tb.pending {
 		p.rec.Release()
 	}
-	tb.pending = slices.Delete(tb.pending, 0, n)
+	clear(tb.pending)
+	tb.pending = tb.pending[:0]
 }
 
 func offsetProp(tp schemas.TopicPartition) string {
@@ -472,6 +802,41 @@ func parseOffsetProp(key, value string) (schemas.TopicPartition, int64, bool) {
 	return schemas.TopicPartition{Topic: rest[:i], Partition: int32(partition)}, offset, true
 }
 
+// groupOffsets returns the offsets meta's snapshots record for group:
+// walking back from the current snapshot, the first value found for each
+// partition. With want, only those partitions, and the walk stops once all
+// are found; without, every partition, walking the whole history. Partitions
+// the group never committed are absent, as are those recorded only in
+// snapshots that were expired.
+func groupOffsets(meta table.Metadata, group string, want map[schemas.TopicPartition]struct{}) schemas.Offsets {
+	out := schemas.Offsets{}
+	for snap := meta.CurrentSnapshot(); snap != nil; {
+		if snap.Summary != nil && snap.Summary.Properties[PropGroup] == group {
+			for k, v := range snap.Summary.Properties {
+				tp, offset, ok := parseOffsetProp(k, v)
+				if !ok {
+					continue
+				}
+				if _, seen := out[tp]; seen {
+					continue
+				}
+				if _, wanted := want[tp]; want == nil || wanted {
+					out[tp] = offset
+				}
+			}
+			if want != nil && len(out) == len(want) {
+				break
+			}
+		}
+		if snap.ParentSnapshotID == nil {
+			break
+		}
+		snap = meta.SnapshotByID(*snap.ParentSnapshotID) // nil once expired
+	}
+
+	return out
+}
+
 // CommittedOffsets returns the offsets the named table has recorded for the
 // consumer group: walking back from the current snapshot, the first value
 // found for each partition. Partitions the group never committed to this
@@ -482,24 +847,137 @@ func (s *Iceberg) CommittedOffsets(ctx context.Context, tableName string, group 
 	if err != nil {
 		return nil, err
 	}
-	out := schemas.Offsets{}
-	meta := tbl.Metadata()
-	for snap := meta.CurrentSnapshot(); snap != nil; {
-		if snap.Summary != nil && snap.Summary.Properties[PropGroup] == group {
-			for k, v := range snap.Summary.Properties {
-				tp, offset, ok := parseOffsetProp(k, v)
-				if _, seen := out[tp]; ok && !seen {
-					out[tp] = offset
-				}
-			}
+
+	return groupOffsets(tbl.Metadata(), group, nil), nil
+}
+
+// Resume reads, for the consumer group, the offsets each table records for
+// tps, remembers them per table (for Add and HoldsReplay), and returns where
+// the source should restart each partition: the lowest of the three tables'
+// offsets, so that every table gets every record it does not hold yet.
+//
+// A partition is absent from the result when any table records no offset
+// for it: that table may be missing rows from wherever the partition was
+// first read, which only the consumer group's committed offset (or the start
+// policy) knows. Tables that do record it still drop what they hold.
+//
+// It is safe to call from any goroutine, concurrently with Add and Flush;
+// the Kafka source calls it when partitions are assigned.
+func (s *Iceberg) Resume(ctx context.Context, tps []schemas.TopicPartition) (schemas.Offsets, error) {
+	start := time.Now()
+	s.mu.Lock()
+	cat, tables := s.cat, s.tables
+	s.mu.Unlock()
+	if cat == nil {
+		return nil, errors.New("resume: the iceberg sink is closed")
+	}
+	want := make(map[schemas.TopicPartition]struct{}, len(tps))
+	for _, tp := range tps {
+		want[tp] = struct{}{}
+	}
+	perTable := make([]schemas.Offsets, len(tables))
+	for i, tb := range tables {
+		tbl, err := cat.LoadTable(ctx, tb.ident)
+		if err != nil {
+			return nil, fmt.Errorf("resume %d partitions: load table %s: %w", len(tps), tb.full, err)
 		}
-		if snap.ParentSnapshotID == nil {
-			break
-		}
-		snap = meta.SnapshotByID(*snap.ParentSnapshotID) // nil once expired
+		perTable[i] = groupOffsets(tbl.Metadata(), s.cfg.Group, want)
 	}
 
+	out := make(schemas.Offsets, len(tps))
+	var unknown []string
+	for tp := range want {
+		lowest, known := int64(0), true
+		for i, offs := range perTable {
+			o, ok := offs[tp]
+			if !ok {
+				known = false
+				break
+			}
+			if i == 0 || o < lowest {
+				lowest = o
+			}
+		}
+		if known {
+			out[tp] = lowest
+		} else {
+			unknown = append(unknown, fmt.Sprintf("%s/%d", tp.Topic, tp.Partition))
+		}
+	}
+
+	s.mu.Lock()
+	for i, tb := range tables {
+		held := s.held[tb.name]
+		for tp := range want {
+			if o, ok := perTable[i][tp]; ok {
+				held[tp] = o
+			} else {
+				delete(held, tp)
+			}
+		}
+	}
+	s.mu.Unlock()
+
+	attrs := []any{"group", s.cfg.Group, "partitions", len(tps), "offsets", formatOffsets(out)}
+	for i, tb := range tables {
+		attrs = append(attrs, tb.name, formatOffsets(perTable[i]))
+	}
+	if len(unknown) > 0 {
+		slices.Sort(unknown)
+		attrs = append(attrs, "unknown", strings.Join(unknown, " "))
+	}
+	s.logger.Info("resuming partitions from the iceberg tables", append(attrs, "duration", time.Since(start))...)
+
 	return out, nil
+}
+
+// HoldsReplay reports whether replay_responses already holds the row of the
+// record at c, as of the last Resume of its partition: the pipeline need not
+// send that request again. It is safe to call from any goroutine.
+func (s *Iceberg) HoldsReplay(c schemas.Coordinates) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	held, ok := s.held[schemas.TableReplay][c.TP()]
+
+	return ok && c.Offset < held
+}
+
+// Forget drops what Resume remembered of tps, partitions revoked from this
+// process after their results were flushed. It is safe to call from any
+// goroutine. A partition with results not flushed yet keeps its place in the
+// next flush.
+func (s *Iceberg) Forget(tps []schemas.TopicPartition) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, tp := range tps {
+		for _, held := range s.held {
+			delete(held, tp)
+		}
+		if _, pending := s.covered[tp]; !pending {
+			delete(s.next, tp)
+		}
+	}
+}
+
+// formatOffsets renders offsets for a log line, sorted:
+// "captures/0=17 captures/1=4".
+func formatOffsets(o schemas.Offsets) string {
+	tps := slices.SortedFunc(maps.Keys(o), func(a, b schemas.TopicPartition) int {
+		if c := strings.Compare(a.Topic, b.Topic); c != 0 {
+			return c
+		}
+
+		return int(a.Partition) - int(b.Partition)
+	})
+	var b strings.Builder
+	for i, tp := range tps {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s/%d=%d", tp.Topic, tp.Partition, o[tp])
+	}
+
+	return b.String()
 }
 
 // ScanRun reads the rows of one run from the named table, with the given
@@ -563,7 +1041,13 @@ func (s *Iceberg) loadTable(ctx context.Context, name string) (*table.Table, err
 	if !ok {
 		return nil, fmt.Errorf("unknown table %q; use one of %s", name, strings.Join(schemas.TableNames(), ", "))
 	}
-	tbl, err := s.cat.LoadTable(ctx, tb.ident)
+	s.mu.Lock()
+	cat := s.cat
+	s.mu.Unlock()
+	if cat == nil {
+		return nil, fmt.Errorf("load table %s: the iceberg sink is closed", tb.full)
+	}
+	tbl, err := cat.LoadTable(ctx, tb.ident)
 	if err != nil {
 		return nil, fmt.Errorf("load table %s: %w", strings.Join(tb.ident, "."), err)
 	}
@@ -572,22 +1056,29 @@ func (s *Iceberg) loadTable(ctx context.Context, name string) (*table.Table, err
 }
 
 // Close releases the row builders, any rows not flushed (logged as a
-// warning: call Flush first) and the catalog.
+// warning: call Flush first) and the catalog. It is idempotent.
 func (s *Iceberg) Close() error {
-	if rows, _ := s.Buffered(); rows > 0 {
+	s.mu.Lock()
+	cat, tables := s.cat, s.tables
+	s.cat, s.tables = nil, nil
+	s.mu.Unlock()
+	var rows int
+	for _, tb := range tables {
+		n, _ := tb.buffered()
+		rows += n
+	}
+	if rows > 0 {
 		s.logger.Warn("closing the iceberg sink with rows not flushed; they will be read again from the source", "rows", rows)
 	}
-	for _, tb := range s.tables {
-		tb.releasePending(len(tb.pending))
+	for _, tb := range tables {
+		tb.releasePending()
 		tb.builder.Release()
 	}
-	s.tables, s.byName = nil, map[string]*tableBuffer{}
-	if c, ok := s.cat.(catalog.Closer); ok && s.cat != nil {
+	if c, ok := cat.(catalog.Closer); ok {
 		if err := c.Close(); err != nil {
 			return fmt.Errorf("close catalog: %w", err)
 		}
 	}
-	s.cat = nil
 
 	return nil
 }

@@ -54,8 +54,15 @@ func (w testWriter) Write(p []byte) (int, error) {
 // checks that it is closed and every Arrow buffer released.
 func openTest(t *testing.T, dir string) (*Iceberg, *memory.CheckedAllocator) {
 	t.Helper()
+
+	return openTestConfig(t, testConfig(dir))
+}
+
+// openTestConfig is openTest with a configuration of the caller's.
+func openTestConfig(t *testing.T, cfg IcebergConfig) (*Iceberg, *memory.CheckedAllocator) {
+	t.Helper()
 	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
-	s, err := OpenIceberg(t.Context(), testConfig(dir), testLogger(t), WithAllocator(mem))
+	s, err := OpenIceberg(t.Context(), cfg, testLogger(t), WithAllocator(mem))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -525,39 +532,6 @@ func TestFailedFlushKeepsRows(t *testing.T) {
 	}
 	if want := count(wants, func(w want) bool { return w.production }); n != want {
 		t.Errorf("production rows = %d, want %d: rows lost or doubled across the failed flush", n, want)
-	}
-}
-
-// A commit reported as failed that in fact landed is not written again.
-func TestUnsureCommitThatLandedIsNotRewritten(t *testing.T) {
-	ctx := t.Context()
-	s, _ := openTest(t, t.TempDir())
-	results, _ := makeResults(30, 0)
-	addAll(t, s, results[:10])
-	if _, err := s.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	tb := s.byName[schemas.TableProduction]
-	landedID := tb.tbl.CurrentSnapshot().Summary.Properties[PropCommitID]
-
-	// Pretend the next 10 results were in that commit, and it reported failure.
-	addAll(t, s, results[10:20])
-	tb.pending = append(tb.pending, pendingBatch{bytes: tb.builder.Bytes(), rec: tb.builder.NewRecord(), runIDs: tb.runIDs})
-	tb.runIDs = map[string]struct{}{}
-	tb.unsure = &unsureCommit{id: landedID, batches: 1}
-
-	addAll(t, s, results[20:])
-	if _, err := s.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
-	n, err := s.CountRows(ctx, schemas.TableProduction, testRun)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// 9 production rows per 10 results (every 10th is a dead letter): the
-	// first and last 10, not the 10 said to have landed.
-	if n != 18 {
-		t.Errorf("production rows = %d, want 18", n)
 	}
 }
 

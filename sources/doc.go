@@ -19,6 +19,8 @@
 //
 // Files:
 //
-//	kafka_source.go  KafkaConfig, NewKafka: consumer group, stop-at-end snapshot, commits
+//	kafka_source.go  KafkaConfig, NewKafka: consumer group, stop-at-end snapshot, commits,
+//	                 start offsets from the sink on assignment (SetResume), hand-back of
+//	                 revoked partitions (SetRevoke)
 //	file_source.go   FileConfig, NewFile: NDJSON lines as records
 package sources

@@ -70,9 +70,12 @@ type KafkaConfig struct {
 	// been consumed up to the end offset it had when the source started.
 	// Records produced after the start are not returned: a stop-at-end run is
 	// a snapshot of the log at start. Partitions that are empty, or whose
-	// committed offset is already at the end, count as done from the start.
-	// Used by the demo, tests and one-off batch replays; it assumes this
-	// source is the group's only member.
+	// committed offset (or, with SetResume, the offset the sink resumes it
+	// at) is already at the end, count as done from the start.
+	// Used by the demo, tests and one-off batch replays. It assumes this
+	// source is the group's only member for the whole run: a partition
+	// assigned to another member, or revoked and never assigned back, is
+	// never done, so Poll never returns io.EOF.
 	StopAtEnd bool `yaml:"stop_at_end"`
 	// ClientID names this client in broker logs and quotas.
 	ClientID string `yaml:"client_id"`
@@ -85,6 +88,11 @@ type KafkaConfig struct {
 	// RebalanceTimeout is how long the group waits for members to rejoin
 	// during a rebalance (Kafka's rebalance.timeout.ms).
 	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
+	// FetchErrorTimeout is how long a partition may fail every fetch before
+	// Poll gives up with its last error. Shorter failures (a leader moving, a
+	// broker restarting, a coordinator loading) are logged and retried by
+	// the client; authorization failures end the run at once.
+	FetchErrorTimeout time.Duration `yaml:"fetch_error_timeout"`
 	// SASL authenticates to the brokers; an empty mechanism disables it.
 	SASL KafkaSASL `yaml:"sasl"`
 	// TLS encrypts the broker connections.
@@ -126,14 +134,15 @@ type KafkaTLS struct {
 // record.
 func DefaultKafkaConfig() KafkaConfig {
 	return KafkaConfig{
-		Brokers:          []string{"127.0.0.1:9092"},
-		Topics:           []string{"captures"},
-		Group:            "replay",
-		Start:            StartEarliest,
-		ClientID:         "replay",
-		MaxPollRecords:   1000,
-		SessionTimeout:   45 * time.Second,
-		RebalanceTimeout: time.Minute,
+		Brokers:           []string{"127.0.0.1:9092"},
+		Topics:            []string{"captures"},
+		Group:             "replay",
+		Start:             StartEarliest,
+		ClientID:          "replay",
+		MaxPollRecords:    1000,
+		SessionTimeout:    45 * time.Second,
+		FetchErrorTimeout: 2 * time.Minute,
+		RebalanceTimeout:  time.Minute,
 	}
 }
 
@@ -167,6 +176,9 @@ func (c *KafkaConfig) Validate() []error {
 	}
 	if c.MaxPollRecords <= 0 {
 		add("max_poll_records: must be positive, got %d", c.MaxPollRecords)
+	}
+	if c.FetchErrorTimeout <= 0 {
+		add("fetch_error_timeout: must be positive, got %s; the default is 2m", c.FetchErrorTimeout)
 	}
 	if c.SessionTimeout <= 0 {
 		add("session_timeout: must be positive, got %s; the default is 45s", c.SessionTimeout)
@@ -278,36 +290,71 @@ func unwrapPath(err error) error {
 // committed only by Commit (auto-commit is off), so the group's offsets never
 // run ahead of what the pipeline made durable.
 //
+// Where a partition starts is the sink's to say (SetResume): on every
+// assignment the offsets the sink returns win over the group's committed
+// offsets, which are only a convenience for lag monitoring.
+//
 // Rebalances are not blocked while polled records are in flight
 // (kgo.BlockRebalanceOnPoll): the pipeline holds records across many polls
 // and commits long after, which would stall a rebalance past its timeout.
-// Instead Commit skips partitions this member no longer owns; what was in
+// Instead the source calls the function given to SetRevoke before it lets go
+// of revoked or lost partitions, so the pipeline can flush and commit them,
+// and Commit skips partitions this member no longer owns; what was still in
 // flight for them is read again by their new owner, and the sinks' offsets
 // keep the tables exactly-once. Isolation is read-uncommitted, so records of
 // aborted transactions are delivered like any other.
 //
 // Poll must be called from one goroutine; Commit and Close may be called from
-// another.
+// another. The SetResume and SetRevoke functions run on the client's group
+// goroutine.
 type Kafka struct {
 	cfg    KafkaConfig
 	logger *slog.Logger
 	cl     *kgo.Client
 
+	// ready is closed by the first Poll. Offsets for an assignment are
+	// chosen only after it (see adjustOffsets), when SetResume has been
+	// called and the stop-at-end snapshot taken.
+	ready     chan struct{}
+	readyOnce sync.Once
+
 	mu     sync.Mutex
 	parts  map[schemas.TopicPartition]*partitionState
 	closed bool
-
-	// remaining counts the partitions not yet done (StopAtEnd only). Poll
-	// owns it and pending.
+	resume ResumeFunc
+	revoke RevokeFunc
+	// fatal is set when resuming partitions failed: they must not be read
+	// from a wrong place, so every Poll returns it.
+	fatal error
+	// remaining counts the partitions not yet done (StopAtEnd only).
 	remaining int
-	pending   error // a poll error held back while its batch's records were returned
+
+	// pending is a poll error held back while its batch's records were
+	// returned. Only Poll touches it.
+	pending error
+	// failing holds, per partition (topic "" for the group), when its
+	// current run of fetch errors began. Only Poll touches it.
+	failing map[schemas.TopicPartition]*failure
 }
+
+// failure is one partition's current run of fetch errors.
+type failure struct{ first, last time.Time }
+
+// ResumeFunc returns, for newly assigned partitions, the offset each should
+// start at; partitions it leaves out start at the group's committed offset,
+// or at KafkaConfig.Start. It is the sink's Resume.
+type ResumeFunc func(ctx context.Context, tps []schemas.TopicPartition) (schemas.Offsets, error)
+
+// RevokeFunc is called with partitions this member is about to lose, before
+// the source lets go of them, so the caller can flush and commit them.
+type RevokeFunc func(ctx context.Context, tps []schemas.TopicPartition)
 
 // partitionState is what the source knows of one partition. Keeping state
 // per partition is what lets resume-from-sink set start offsets on
 // assignment (kgo.AdjustFetchOffsetsFn) without reshaping the source.
 type partitionState struct {
-	owned bool // assigned to this member now
+	owned    bool // assigned to this member now: Commit accepts its offsets
+	revoking bool // being revoked: Poll drops its records
 
 	// StopAtEnd only.
 	end  int64 // end offset captured at start: the snapshot stops below it
@@ -332,6 +379,7 @@ func NewKafka(ctx context.Context, cfg KafkaConfig, logger *slog.Logger) (*Kafka
 		cfg:    cfg,
 		logger: logger,
 		parts:  make(map[schemas.TopicPartition]*partitionState),
+		ready:  make(chan struct{}),
 	}
 
 	start := kgo.NewOffset().AtStart()
@@ -348,12 +396,16 @@ func NewKafka(ctx context.Context, cfg KafkaConfig, logger *slog.Logger) (*Kafka
 		kgo.ConsumeStartOffset(start),
 		kgo.ConsumeResetOffset(start),
 		kgo.SessionTimeout(cfg.SessionTimeout),
+		// Heartbeat well within the session: a third of it, at most kgo's
+		// default of 3s.
+		kgo.HeartbeatInterval(min(3*time.Second, cfg.SessionTimeout/3)),
 		kgo.RebalanceTimeout(cfg.RebalanceTimeout),
 		// Control records (transaction markers) are kept so that every
 		// offset below the end is seen; Poll drops them. Without them a
 		// stop-at-end run whose last offset is a marker would never finish.
 		kgo.KeepControlRecords(),
 		kgo.OnPartitionsAssigned(k.onAssigned),
+		kgo.AdjustFetchOffsetsFn(k.adjustOffsets),
 		kgo.OnPartitionsRevoked(k.onRevoked),
 		kgo.OnPartitionsLost(k.onLost),
 	}
@@ -484,24 +536,35 @@ func (k *Kafka) start(ctx context.Context) error {
 // corrupt batch) are returned wrapped with the topic and partition; when a
 // poll also carried records, the records come first and the error with the
 // next call. Detected data loss is logged: the client has already resumed.
-// After Close, Poll returns an error wrapping kgo.ErrClientClosed.
+// Once the SetResume function failed, every Poll returns its error. After
+// Close, Poll returns an error wrapping kgo.ErrClientClosed.
 func (k *Kafka) Poll(ctx context.Context) ([]schemas.Record, error) {
+	k.readyOnce.Do(func() { close(k.ready) })
 	if err := k.pending; err != nil {
 		k.pending = nil
 		return nil, err
 	}
 	for {
 		k.mu.Lock()
-		closed := k.closed
+		closed, fatal, remaining := k.closed, k.fatal, k.remaining
 		k.mu.Unlock()
-		if closed {
+		switch {
+		case closed:
 			return nil, fmt.Errorf("poll kafka topics %s: %w", strings.Join(k.cfg.Topics, ", "), kgo.ErrClientClosed)
-		}
-		if k.cfg.StopAtEnd && k.remaining == 0 {
+		case fatal != nil:
+			return nil, fatal
+		case k.cfg.StopAtEnd && remaining == 0:
 			return nil, io.EOF
 		}
 		fetches := k.cl.PollRecords(ctx, k.cfg.MaxPollRecords)
 		recs := k.records(fetches)
+		k.mu.Lock()
+		fatal = k.fatal
+		k.mu.Unlock()
+		if fatal != nil {
+			// Records of other partitions are read again after the restart.
+			return nil, fatal
+		}
 		err := k.fetchError(ctx, fetches)
 		if len(recs) > 0 {
 			// Return what was fetched; report the error on the next call.
@@ -518,18 +581,25 @@ func (k *Kafka) Poll(ctx context.Context) ([]schemas.Record, error) {
 	}
 }
 
-// records converts a poll's records, dropping control records and, with
-// StopAtEnd, records past the snapshot; it marks partitions done.
+// records converts a poll's records, dropping control records, records of
+// partitions being revoked or no longer owned and, with StopAtEnd, records
+// past the snapshot; it marks partitions done.
 func (k *Kafka) records(fetches kgo.Fetches) []schemas.Record {
 	recs := make([]schemas.Record, 0, fetches.NumRecords())
 	var finished map[string][]int32
 	k.mu.Lock()
 	fetches.EachRecord(func(r *kgo.Record) {
+		st := k.parts[schemas.TopicPartition{Topic: r.Topic, Partition: r.Partition}]
+		// The client drops what it buffered for a partition before it
+		// revokes it, but a poll that took the records out of its buffers
+		// just before can return them after: they belong to the next owner.
+		if st == nil || !st.owned || st.revoking {
+			return
+		}
 		if k.cfg.StopAtEnd {
-			// A partition created after the start has no state, or only the
-			// state its assignment made (end 0): all of it is past the end.
-			st := k.parts[schemas.TopicPartition{Topic: r.Topic, Partition: r.Partition}]
-			if st == nil || st.done || r.Offset >= st.end {
+			// A partition created after the start has only the state its
+			// assignment made (end 0): all of it is past the end.
+			if st.done || r.Offset >= st.end {
 				return
 			}
 			if r.Offset+1 >= st.end {
@@ -563,8 +633,12 @@ func (k *Kafka) records(fetches kgo.Fetches) []schemas.Record {
 	return recs
 }
 
-// fetchError returns the first error of a poll that the caller must see.
-// Data loss is handled by the client (it resets and resumes) and is logged.
+// fetchError returns the error of a poll that the caller must see, if any.
+// The client retries failed fetches on its own, so most errors are
+// transient: they are logged when a partition starts failing, and become
+// fatal only when the partition has failed every fetch for
+// FetchErrorTimeout. Authorization failures are fatal at once. Data loss is
+// handled by the client (it resets and resumes) and is logged.
 func (k *Kafka) fetchError(ctx context.Context, fetches kgo.Fetches) error {
 	if fetches.IsClientClosed() {
 		return fmt.Errorf("poll kafka topics %s: %w", strings.Join(k.cfg.Topics, ", "), kgo.ErrClientClosed)
@@ -572,21 +646,61 @@ func (k *Kafka) fetchError(ctx context.Context, fetches kgo.Fetches) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if k.failing == nil {
+		k.failing = map[schemas.TopicPartition]*failure{}
+	}
+	// A partition that delivered records is healthy again.
+	fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+		if p.Err == nil && len(p.Records) > 0 {
+			delete(k.failing, schemas.TopicPartition{Topic: p.Topic, Partition: p.Partition})
+		}
+	})
+	now := time.Now()
 	var first error
 	fetches.EachError(func(topic string, partition int32, err error) {
 		var loss *kgo.ErrDataLoss
-		switch {
-		case errors.As(err, &loss):
+		if errors.As(err, &loss) {
 			k.logger.Warn("kafka data loss detected; consuming resumed at the reset offset",
 				"topic", topic, "partition", partition, "offset", loss.ConsumedTo, "reset_to", loss.ResetTo)
-		case first != nil:
-		case topic == "":
-			first = fmt.Errorf("poll kafka group %q: %w", k.cfg.Group, err)
-		default:
-			first = fmt.Errorf("poll kafka topic %s partition %d: %w", topic, partition, err)
+			return
+		}
+		wrapped := fmt.Errorf("poll kafka topic %s partition %d: %w", topic, partition, err)
+		if topic == "" {
+			wrapped = fmt.Errorf("poll kafka group %q: %w", k.cfg.Group, err)
+		}
+		if isAuthError(err) {
+			if first == nil {
+				first = fmt.Errorf("%w; check source.kafka.sasl and the ACLs of this client", wrapped)
+			}
+			return
+		}
+		tp := schemas.TopicPartition{Topic: topic, Partition: partition}
+		f, ok := k.failing[tp]
+		// Errors further apart than the client's retry backoff are not one run.
+		if !ok || now.Sub(f.last) > 30*time.Second {
+			k.failing[tp] = &failure{first: now, last: now}
+			k.logger.Warn("kafka fetch failed; the client retries", "topic", topic, "partition", partition, "err", err)
+			return
+		}
+		f.last = now
+		if now.Sub(f.first) >= k.cfg.FetchErrorTimeout && first == nil {
+			first = fmt.Errorf("%w; every fetch has failed for %s (source.kafka.fetch_error_timeout)",
+				wrapped, now.Sub(f.first).Round(time.Second))
 		}
 	})
 	return first
+}
+
+// isAuthError reports whether err is an authentication or authorization
+// failure, which retrying does not fix.
+func isAuthError(err error) bool {
+	for _, e := range []error{kerr.TopicAuthorizationFailed, kerr.GroupAuthorizationFailed,
+		kerr.ClusterAuthorizationFailed, kerr.SaslAuthenticationFailed} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // Commit commits offsets (the next offset to read per partition) for the
@@ -668,12 +782,193 @@ func (k *Kafka) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string
 	k.setOwned(assigned, true, slog.LevelInfo, "partition assigned")
 }
 
-func (k *Kafka) onRevoked(_ context.Context, _ *kgo.Client, revoked map[string][]int32) {
-	k.setOwned(revoked, false, slog.LevelInfo, "partition revoked")
+func (k *Kafka) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	k.letGo(ctx, revoked, slog.LevelInfo, "partition revoked")
 }
 
-func (k *Kafka) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
-	k.setOwned(lost, false, slog.LevelWarn, "partition lost")
+func (k *Kafka) onLost(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
+	k.letGo(ctx, lost, slog.LevelWarn, "partition lost")
+}
+
+// SetResume sets the function that says where newly assigned partitions
+// start: on every assignment, after the group's committed offsets are
+// fetched and before fetching begins, the source calls fn with the
+// partitions, starts each at the offset fn returns for it, and leaves the
+// others at the group's committed offset or KafkaConfig.Start. It logs the
+// start of every partition and where it came from (iceberg, group or start).
+//
+// If fn fails, the partitions are not fetched at all (rather than from a
+// wrong place) and every later Poll returns the error: close the source and
+// exit, a restart resumes correctly. An error while the group is already
+// rebalancing again is not fatal; fn is called again on the next assignment.
+//
+// Call it before the first Poll; assignments made before then wait for it.
+func (k *Kafka) SetResume(fn ResumeFunc) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.resume = fn
+}
+
+// SetRevoke sets the function called with partitions this member is losing
+// (revoked by a rebalance, or lost with the group session), before the
+// source lets go of them. While fn runs, Poll returns no record of those
+// partitions and Commit still commits their offsets; once it returns, Commit
+// skips them and Poll never returns a record of theirs fetched before,
+// whatever the client had buffered. Records a Poll returned before fn was
+// called are the caller's to account for. fn must not call Close.
+//
+// Call it before the first Poll.
+func (k *Kafka) SetRevoke(fn RevokeFunc) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.revoke = fn
+}
+
+// letGo runs the revoke function on partitions this member is losing, then
+// marks them not owned.
+func (k *Kafka) letGo(ctx context.Context, tps map[string][]int32, level slog.Level, msg string) {
+	list := sortedTPs(tps)
+	if len(list) == 0 {
+		return // kgo calls onRevoked at the end of every session
+	}
+	k.mu.Lock()
+	for _, tp := range list {
+		k.state(tp).revoking = true
+	}
+	fn := k.revoke
+	k.mu.Unlock()
+	if fn != nil {
+		began := time.Now()
+		fn(ctx, list)
+		k.logger.Log(ctx, level, "partitions handed back", "group", k.cfg.Group, "partitions", len(list), "duration", time.Since(began))
+	}
+	k.setOwned(tps, false, level, msg)
+}
+
+// adjustOffsets is the client's AdjustFetchOffsetsFn: it runs after the
+// group's committed offsets of newly assigned partitions are fetched and
+// before fetching starts, and moves each partition to the offset the resume
+// function returns for it.
+func (k *Kafka) adjustOffsets(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	select {
+	case <-k.ready:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	k.mu.Lock()
+	resume, fatal := k.resume, k.fatal
+	k.mu.Unlock()
+	if fatal != nil {
+		return nil, fatal
+	}
+	var tps []schemas.TopicPartition
+	for topic, ps := range offsets {
+		for p := range ps {
+			tps = append(tps, schemas.TopicPartition{Topic: topic, Partition: p})
+		}
+	}
+	slices.SortFunc(tps, compareTPs)
+
+	var resumed schemas.Offsets
+	if resume != nil && len(tps) > 0 {
+		var err error
+		resumed, err = resume(ctx, tps)
+		if err != nil && ctx.Err() != nil {
+			// The group is rebalancing again: the client drops this
+			// assignment and calls us anew with the next.
+			return nil, err
+		}
+		if err != nil {
+			err = fmt.Errorf("resume %d partitions of group %q from the sink: %w", len(tps), k.cfg.Group, err)
+			k.mu.Lock()
+			if k.fatal == nil {
+				k.fatal = err
+			}
+			k.mu.Unlock()
+			return nil, err
+		}
+	}
+
+	var pause, unpause map[string][]int32
+	k.mu.Lock()
+	for _, tp := range tps {
+		o := offsets[tp.Topic][tp.Partition]
+		attrs := []any{"group", k.cfg.Group, "topic", tp.Topic, "partition", tp.Partition}
+		at, fromSink := resumed[tp]
+		switch {
+		case fromSink:
+			// No epoch: the offset comes from elsewhere than this
+			// partition's log, so the client must not check it for data
+			// loss against the leader epoch.
+			o = kgo.NewOffset().At(at).WithEpoch(-1)
+			offsets[tp.Topic][tp.Partition] = o
+			attrs = append(attrs, "offset", at, "from", "iceberg")
+		case o.EpochOffset().Offset >= 0:
+			attrs = append(attrs, "offset", o.EpochOffset().Offset, "from", "group")
+		default:
+			attrs = append(attrs, "offset", k.cfg.Start, "from", "start")
+		}
+		k.logger.Info("partition starts", attrs...)
+
+		// With StopAtEnd, a partition is done when it starts at or past
+		// the end captured at start.
+		if st := k.parts[tp]; k.cfg.StopAtEnd && fromSink && st != nil {
+			switch done := at >= st.end; {
+			case done && !st.done:
+				st.done = true
+				k.remaining--
+				pause = addTP(pause, tp)
+			case !done && st.done:
+				st.done = false
+				k.remaining++
+				unpause = addTP(unpause, tp)
+			}
+		}
+	}
+	k.mu.Unlock()
+	if pause != nil {
+		k.cl.PauseFetchPartitions(pause)
+	}
+	if unpause != nil {
+		k.cl.ResumeFetchPartitions(unpause)
+	}
+	return offsets, nil
+}
+
+func addTP(m map[string][]int32, tp schemas.TopicPartition) map[string][]int32 {
+	if m == nil {
+		m = make(map[string][]int32)
+	}
+	m[tp.Topic] = append(m[tp.Topic], tp.Partition)
+	return m
+}
+
+func sortedTPs(tps map[string][]int32) []schemas.TopicPartition {
+	var out []schemas.TopicPartition
+	for topic, ps := range tps {
+		for _, p := range ps {
+			out = append(out, schemas.TopicPartition{Topic: topic, Partition: p})
+		}
+	}
+	slices.SortFunc(out, compareTPs)
+	return out
+}
+
+func compareTPs(a, b schemas.TopicPartition) int {
+	if c := strings.Compare(a.Topic, b.Topic); c != 0 {
+		return c
+	}
+	return int(a.Partition) - int(b.Partition)
+}
+
+// state returns the state of tp, creating it. k.mu is held.
+func (k *Kafka) state(tp schemas.TopicPartition) *partitionState {
+	st := k.parts[tp]
+	if st == nil {
+		st = &partitionState{}
+		k.parts[tp] = st
+	}
+	return st
 }
 
 func (k *Kafka) setOwned(tps map[string][]int32, owned bool, level slog.Level, msg string) {
@@ -682,13 +977,8 @@ func (k *Kafka) setOwned(tps map[string][]int32, owned bool, level slog.Level, m
 	for _, topic := range slices.Sorted(maps.Keys(tps)) {
 		ps := slices.Sorted(slices.Values(tps[topic]))
 		for _, p := range ps {
-			tp := schemas.TopicPartition{Topic: topic, Partition: p}
-			st := k.parts[tp]
-			if st == nil {
-				st = &partitionState{}
-				k.parts[tp] = st
-			}
-			st.owned = owned
+			st := k.state(schemas.TopicPartition{Topic: topic, Partition: p})
+			st.owned, st.revoking = owned, false
 			k.logger.Log(context.Background(), level, msg, "group", k.cfg.Group, "topic", topic, "partition", p)
 		}
 	}
