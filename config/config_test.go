@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 func write(t *testing.T, s string) string {
@@ -149,5 +151,47 @@ func TestMarshalRedactsSecrets(t *testing.T) {
 func TestExampleConfigIsValid(t *testing.T) {
 	if _, err := Load("../testdata/configs/replay.example.yaml", nil, nil); err != nil {
 		t.Fatalf("the example config in testdata does not load: %v", err)
+	}
+}
+
+// TestExampleDocumentsEveryField keeps the example (which the README shows
+// verbatim) complete: every field Set accepts appears in it.
+func TestExampleDocumentsEveryField(t *testing.T) {
+	raw, err := os.ReadFile("../testdata/configs/replay.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	var walkNode func(n *yaml.Node, prefix string)
+	walkNode = func(n *yaml.Node, prefix string) {
+		if n.Kind == yaml.DocumentNode {
+			walkNode(n.Content[0], prefix)
+			return
+		}
+		if n.Kind != yaml.MappingNode {
+			return
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			p := prefix + n.Content[i].Value
+			have[p] = true
+			walkNode(n.Content[i+1], p+".")
+		}
+	}
+	walkNode(&doc, "")
+	for _, f := range Fields() {
+		if !have[f] {
+			t.Errorf("testdata/configs/replay.example.yaml does not show %s", f)
+		}
+	}
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(readme), "```yaml\n"+string(raw)+"```") {
+		t.Error("README.md's configuration block is not testdata/configs/replay.example.yaml verbatim; copy it over")
 	}
 }
