@@ -58,7 +58,6 @@ type countingTarget struct {
 	mu   sync.Mutex
 	cond *sync.Cond
 	hits int64
-	fail func(r *http.Request) int // optional: a status to answer instead
 }
 
 func newCountingTarget(t *testing.T) (*countingTarget, *httptest.Server) {
