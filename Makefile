@@ -4,6 +4,7 @@
 #   make test    the test suite, with the race detector
 #   make lint    gofmt, go vet, staticcheck
 #   make fuzz    fuzz the envelope decoder for FUZZTIME
+#   make bench   Go benchmarks (memory under a slow target, ...)
 
 GO          ?= go
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -11,7 +12,7 @@ LDFLAGS     := -s -w -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 30s
 
-.PHONY: all build test demo lint fuzz clean
+.PHONY: all build test demo lint fuzz bench clean
 
 all: build
 
@@ -31,6 +32,9 @@ lint:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./schemas
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 5000x ./...
 
 clean:
 	rm -rf bin replay-data
