@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/replaykit/replay/compare"
 	"github.com/replaykit/replay/pipeline"
 	"github.com/replaykit/replay/sinks"
 	"github.com/replaykit/replay/sources"
@@ -36,6 +37,9 @@ type Config struct {
 	// Sink is where rows go: the Iceberg catalog, warehouse, namespace and
 	// flush policy.
 	Sink sinks.IcebergConfig `yaml:"sink"`
+	// Compare configures `replay compare`: normalization rules, memory
+	// budget, report path and the match-rate gate.
+	Compare compare.Config `yaml:"compare"`
 	// Log sets the process log.
 	Log Log `yaml:"log"`
 }
@@ -63,6 +67,7 @@ func Default() Config {
 		Source:   Source{Type: "kafka", Kafka: sources.DefaultKafkaConfig(), File: sources.FileConfig{Format: "ndjson"}},
 		Pipeline: pipeline.DefaultConfig(),
 		Sink:     sinks.DefaultIcebergConfig(),
+		Compare:  compare.DefaultConfig(),
 		Log:      Log{Level: "info", Format: "text"},
 	}
 }
@@ -159,6 +164,7 @@ func (c *Config) Validate() error {
 	}
 	add("", c.Pipeline.Validate())
 	add("sink.", c.Sink.Validate())
+	add("compare.", c.Compare.Validate())
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		problems = append(problems, "log.level: "+err.Error())
 	}

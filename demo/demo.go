@@ -7,7 +7,9 @@
 package demo
 
 import (
+	"bytes"
 	"context"
+	_ "embed"
 	"errors"
 	"fmt"
 	"io"
@@ -15,11 +17,14 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"gopkg.in/yaml.v3"
 
+	"github.com/replaykit/replay/compare"
 	"github.com/replaykit/replay/config"
 	"github.com/replaykit/replay/schemas"
 	"github.com/replaykit/replay/service"
@@ -56,7 +61,28 @@ type Summary struct {
 	CatalogURI    string
 	Warehouse     string
 	TableLocation map[string]string
-	Took          time.Duration
+	// Comparison is the result of `replay compare` on the run.
+	Comparison *compare.Summary
+	Took       time.Duration
+}
+
+// compareRules are the demo's normalization rules, shown to users as YAML.
+//
+//go:embed compare.yaml
+var compareRules []byte
+
+// demoCompareConfig returns the compare configuration with the demo's rules.
+func demoCompareConfig(dir string) (compare.Config, error) {
+	file := struct {
+		Compare compare.Config `yaml:"compare"`
+	}{Compare: compare.DefaultConfig()}
+	dec := yaml.NewDecoder(bytes.NewReader(compareRules))
+	dec.KnownFields(true)
+	if err := dec.Decode(&file); err != nil {
+		return file.Compare, fmt.Errorf("demo compare rules: %w", err)
+	}
+	file.Compare.Report = filepath.Join(dir, "reports", "<run_id>", "report.html")
+	return file.Compare, nil
 }
 
 // Run runs the demo and returns its summary. Logs go to logw.
@@ -137,6 +163,9 @@ func Run(ctx context.Context, opts Options, logw io.Writer) (*Summary, error) {
 	cfg.Pipeline.Replay.Target = candURL
 	cfg.Sink.Catalog.URI = filepath.Join(opts.Dir, "catalog.db")
 	cfg.Sink.Catalog.Warehouse = filepath.Join(opts.Dir, "warehouse")
+	if cfg.Compare, err = demoCompareConfig(opts.Dir); err != nil {
+		return nil, err
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("demo configuration: %w", err)
 	}
@@ -164,6 +193,17 @@ func Run(ctx context.Context, opts Options, logw io.Writer) (*Summary, error) {
 	if err := countStatuses(ctx, res, opts.RunID, sum.ReplayStatus); err != nil {
 		return nil, err
 	}
+
+	// 6. Compare the two sides, as `replay compare --run` does.
+	cmp, err := compare.Run(ctx, cfg.Compare, res.Sink, compare.Options{RunID: opts.RunID, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	cmp.Report = strings.ReplaceAll(cfg.Compare.Report, "<run_id>", opts.RunID)
+	if err := cmp.WriteReportFile(cmp.Report); err != nil {
+		return nil, fmt.Errorf("write the demo report: %w", err)
+	}
+	sum.Comparison = cmp
 	sum.Took = time.Since(started)
 	return sum, nil
 }

@@ -19,7 +19,10 @@ import (
 //   - the candidate returns genres and list results in another order;
 //   - the candidate renamed "rating" to "score" on purpose;
 //   - the candidate has a real bug: for titles whose id is a multiple of 29
-//     (about 3% of the catalogue) it reports the year off by one.
+//     (about 3% of the catalogue) it reports the year off by one;
+//   - for titles whose id is a multiple of 31 the candidate is served by a
+//     newer catalog dependency (lineage v8813 instead of v8812), so those
+//     pairs are lineage mismatches, not verdicts on the candidate.
 
 const catalogSize = 600
 
@@ -60,6 +63,10 @@ func catalog() []title {
 // buggyTitle reports whether the candidate gets this title wrong.
 func buggyTitle(id int) bool { return id%29 == 0 }
 
+// newerLineage reports whether the candidate serves this title from a newer
+// catalog dependency.
+func newerLineage(id int) bool { return id%31 == 0 }
+
 // newService returns the catalog service; candidate selects the new version.
 func newService(candidate bool, now func() time.Time) http.Handler {
 	titles := catalog()
@@ -82,7 +89,9 @@ func newService(candidate bool, now func() time.Time) http.Handler {
 	}
 	write := func(w http.ResponseWriter, status int, v any) {
 		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("X-Lineage-Catalog-Service", lineage)
+		if w.Header().Get("X-Lineage-Catalog-Service") == "" {
+			w.Header().Set("X-Lineage-Catalog-Service", lineage)
+		}
 		w.WriteHeader(status)
 		_ = json.NewEncoder(w).Encode(v)
 	}
@@ -99,6 +108,9 @@ func newService(candidate bool, now func() time.Time) http.Handler {
 		if !ok {
 			write(w, http.StatusNotFound, map[string]any{"error": "title not found", "id": r.PathValue("id")})
 			return
+		}
+		if candidate && newerLineage(t.ID) {
+			w.Header().Set("X-Lineage-Catalog-Service", "v8813")
 		}
 		write(w, http.StatusOK, render(t))
 	})

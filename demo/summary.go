@@ -60,6 +60,20 @@ func (s *Summary) Print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "\n  catalog    %s (SQLite, iceberg-go SQL catalog)\n", abs(s.CatalogURI))
 	fmt.Fprintf(w, "  warehouse  %s\n\n", abs(s.Warehouse))
+	if c := s.Comparison; c != nil {
+		o := c.Overall
+		fmt.Fprintf(w, "  comparison (replay compare --run %s):\n", s.RunID)
+		fmt.Fprintf(w, "    match rate             %.2f%%  (%d matched, %d mismatched)\n", 100*c.MatchRate, o.Matched, o.Mismatched)
+		fmt.Fprintf(w, "    lineage excluded       %6d  (the candidate used a newer catalog dependency)\n", o.LineageExcluded)
+		fmt.Fprintf(w, "    production only        %6d  (not replayed)\n", o.OnlyProduction)
+		if len(c.TopPaths) > 0 {
+			fmt.Fprintf(w, "    top differing path     %s (%d)\n", c.TopPaths[0].Path, c.TopPaths[0].Count)
+		}
+		fmt.Fprintf(w, "    report                 %s\n", abs(c.Report))
+		fmt.Fprintf(w, "    again                  replay compare --run %s --config demo/compare.yaml\n\n", s.RunID)
+	}
 	fmt.Fprintf(w, "POSTs are recorded on the production side only: the default filter replays GET, HEAD and OPTIONS.\n")
+	fmt.Fprintf(w, "Timestamps, list order and the rating→score rename are normalized away (demo/compare.yaml);\n")
+	fmt.Fprintf(w, "what remains is the candidate's real bug: the year of every 29th title.\n")
 	fmt.Fprintf(w, "The tables are plain Iceberg: read them with Spark, Trino, DuckDB or any iceberg-go client.\n")
 }

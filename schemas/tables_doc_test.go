@@ -15,10 +15,20 @@ var update = flag.Bool("update", false, "rewrite golden files and generated docs
 // tablesMarkdown renders the table schemas for README.md.
 func tablesMarkdown() string {
 	var b strings.Builder
-	for _, name := range TableNames() {
+	for _, name := range append(TableNames(), ComparisonTableNames()...) {
 		sc := IcebergSchema(name)
 		fmt.Fprintf(&b, "#### `%s`\n\n", name)
-		fmt.Fprintf(&b, "Partitioned by `identity(run_id)`, `day(captured_at)`; sorted by `correlation_id`; identifier fields `run_id`, `correlation_id`.\n\n")
+		if IsComparisonTable(name) {
+			sc = ComparisonSchema(name)
+			var ids []string
+			for _, id := range sc.IdentifierFieldIDs {
+				f, _ := sc.FindFieldByID(id)
+				ids = append(ids, "`"+f.Name+"`")
+			}
+			fmt.Fprintf(&b, "Written by `replay compare`; partitioned by `identity(run_id)`; identifier fields %s. Re-running compare replaces the run's rows.\n\n", strings.Join(ids, ", "))
+		} else {
+			fmt.Fprintf(&b, "Partitioned by `identity(run_id)`, `day(captured_at)`; sorted by `correlation_id`; identifier fields `run_id`, `correlation_id`.\n\n")
+		}
 		b.WriteString("| column | type | required | meaning |\n|---|---|---|---|\n")
 		for _, f := range sc.Fields() {
 			req := ""

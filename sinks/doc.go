@@ -6,7 +6,9 @@
 // (replay.group, replay.run-id, replay.offset.<topic>.<partition>) so that a
 // restart can resume exactly where the tables end (CommittedOffsets). It also
 // has the read helpers the demo, the tests and compare use (ScanRun,
-// CountRows).
+// CountRows; ScanRunBatches and RunSize in iceberg_read.go), and
+// ReplaceRun (iceberg_replace.go), which replaces one run's rows of a
+// comparison table in one overwrite transaction.
 //
 // It must not import pipeline or sources (data flows one way: the pipeline
 // calls the sink through its own Sink interface, asserted here at compile

@@ -51,7 +51,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stderr, "replay:", err)
 	var ce *config.Error
 	var ue usageError
+	var te thresholdError
 	switch {
+	case errors.As(err, &te):
+		return exitBelowThreshold
 	case errors.As(err, &ce), errors.As(err, &ue):
 		return exitConfig
 	default:
@@ -81,7 +84,7 @@ Start with 'replay demo' to see the whole flow on this machine.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRunCommand(stderr), newDemoCommand(stdout, stderr), newVersionCommand(stdout))
+	root.AddCommand(newRunCommand(stderr), newCompareCommand(stdout, stderr), newDemoCommand(stdout, stderr), newVersionCommand(stdout))
 	return root
 }
 

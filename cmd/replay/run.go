@@ -26,10 +26,16 @@ type configFlags struct {
 	printConfig bool
 }
 
-func (f *configFlags) register(cmd *cobra.Command) {
+// registerCommon adds the flags every config-loading command has.
+func (f *configFlags) registerCommon(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVarP(&f.file, "config", "c", "", "YAML config file (see README.md, Configuration); without it the embedded default is used")
 	fl.StringArrayVar(&f.sets, "set", nil, "override any config field: --set replay.workers=16 (repeatable; lists as a,b; maps as k=v,k=v)")
+}
+
+func (f *configFlags) register(cmd *cobra.Command) {
+	f.registerCommon(cmd)
+	fl := cmd.Flags()
 	fl.StringVar(&f.runID, "run-id", "", "name of this migration run, written on every row (run_id)")
 	fl.StringVar(&f.target, "target", "", "base URL of the new cluster, e.g. http://new-api:8080 (replay.target)")
 	fl.StringVar(&f.brokers, "brokers", "", "comma-separated Kafka brokers (source.kafka.brokers)")
@@ -59,10 +65,10 @@ func (f *configFlags) load(cmd *cobra.Command) (config.Config, error) {
 	if f.group != "" {
 		add("source.kafka.group", f.group)
 	}
-	if cmd.Flags().Changed("workers") {
+	if cmd.Flags().Lookup("workers") != nil && cmd.Flags().Changed("workers") {
 		add("replay.workers", fmt.Sprint(f.workers))
 	}
-	if cmd.Flags().Changed("rate") {
+	if cmd.Flags().Lookup("rate") != nil && cmd.Flags().Changed("rate") {
 		add("replay.rate", fmt.Sprint(f.rate))
 	}
 	return config.Load(f.file, os.Environ(), append(sets, f.sets...))

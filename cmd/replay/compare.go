@@ -1,0 +1,95 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/replaykit/replay/compare"
+	"github.com/replaykit/replay/sinks"
+)
+
+// exitBelowThreshold is the exit status when the match rate is below
+// --min-match-rate.
+const exitBelowThreshold = 3
+
+// thresholdError reports a match rate below the gate.
+type thresholdError struct{ rate, min float64 }
+
+func (e thresholdError) Error() string {
+	return fmt.Sprintf("match rate %.4f is below the minimum %.4f (compare.min_match_rate)", e.rate, e.min)
+}
+
+func newCompareCommand(stdout, stderr io.Writer) *cobra.Command {
+	var flags configFlags
+	var minRate float64
+	cmd := &cobra.Command{
+		Use:   "compare --run RUN_ID",
+		Short: "Compare the production and replay sides of a run: summary, mismatches, report",
+		Long: `Compare the two sides of one run.
+
+Scans production_responses and replay_responses for the run, joins them by
+correlation ID, normalizes both responses with the compare.normalize rules
+(ignored paths and headers, unordered lists, intended changes, numeric
+tolerance), diffs them, and writes:
+
+  - comparison_summary: one row per endpoint and one for the whole run;
+  - comparison_mismatches: every mismatch with its JSON Patch and both bodies;
+  - report.html: one self-contained page (compare.report);
+  - a JSON summary on stdout.
+
+Pairs whose lineage differs on a shared key are lineage mismatches, excluded
+from the match rate. Re-running compare for a run replaces its results. A run
+larger than compare.memory_budget is joined in partitions spilled to disk.
+
+Exit status: 0, or 3 when the match rate is below --min-match-rate
+(compare.min_match_rate), 2 for a bad configuration, 1 for any other failure.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if flags.runID == "" {
+				return usageError{fmt.Errorf("--run is required: the run_id to compare")}
+			}
+			if cmd.Flags().Changed("min-match-rate") {
+				flags.sets = append(flags.sets, fmt.Sprintf("compare.min_match_rate=%v", minRate))
+			}
+			// compare needs no replay target: give the validator one.
+			flags.sets = append([]string{"replay.target=http://compare.invalid"}, flags.sets...)
+			cfg, err := flags.load(cmd)
+			if err != nil {
+				return err
+			}
+			logger := cfg.Log.Logger(stderr)
+			sink, err := sinks.OpenIceberg(cmd.Context(), cfg.Sink, logger)
+			if err != nil {
+				return err
+			}
+			defer sink.Close()
+			sum, err := compare.Run(cmd.Context(), cfg.Compare, sink, compare.Options{RunID: cfg.RunID, Progress: stderr, Logger: logger})
+			if err != nil {
+				return err
+			}
+			sum.Report = strings.ReplaceAll(cfg.Compare.Report, "<run_id>", cfg.RunID)
+			if err := sum.WriteReportFile(sum.Report); err != nil {
+				return fmt.Errorf("write report: %w", err)
+			}
+			logger.Info("comparison written", "run_id", cfg.RunID, "match_rate", sum.MatchRate, "report", sum.Report,
+				"summary_table", sum.SummaryTable, "mismatches_table", sum.MismatchesTable)
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(sum); err != nil {
+				return err
+			}
+			if m := cfg.Compare.MinMatchRate; m > 0 && sum.MatchRate < m {
+				return thresholdError{sum.MatchRate, m}
+			}
+			return nil
+		},
+	}
+	flags.registerCommon(cmd)
+	cmd.Flags().StringVar(&flags.runID, "run", "", "run_id to compare (required)")
+	cmd.Flags().Float64Var(&minRate, "min-match-rate", 0, "exit 3 when the match rate is below this (0..1; compare.min_match_rate)")
+	return cmd
+}

@@ -1,0 +1,41 @@
+// Package compare is the batch comparison job: for one run it joins
+// production_responses and replay_responses by correlation ID, classifies
+// every pair, normalizes and diffs the joined ones with package normalize,
+// and writes comparison_summary and comparison_mismatches plus the
+// report.html the summary renders to.
+//
+// Files by role:
+//
+//   - run.go: Run, the job's lifecycle, and the join: an in-memory hash join
+//     while the replay rows (the build side) fit Config.MemoryBudget, a grace
+//     hash join through spill files otherwise (partitions over the budget are
+//     split again, up to three times).
+//   - rows.go: the projection of a table row compare works on (sideRow) and
+//     reading it out of Arrow record batches.
+//   - spill.go: the join's spill files, a length-prefixed binary encoding of
+//     sideRows (why not Arrow IPC or gob: see the file).
+//   - classify.go: one pair's class (matched, mismatched, lineage mismatch,
+//     only one side), run on Config.Workers goroutines.
+//   - aggregate.go, quantiles.go: the summary, folded from the classified
+//     pairs in an order-independent way, so it is the same however the join
+//     ran and the workers were scheduled; latency percentiles exact up to
+//     2,048 values per endpoint and side, a 1%-accurate log-bucket sketch
+//     past that.
+//   - tables.go: the rows of both comparison tables; mismatch rows stream to
+//     an Arrow IPC file as they are found and the sink reads it back, so no
+//     mismatch is held in memory beyond the 20 shown in the report.
+//   - progress.go: a progress bar on a terminal, info lines otherwise.
+//   - summary.go: the Summary contract shared with the report and the CLI.
+//   - report.go, report.html.tmpl: report.html.
+//
+// It must not write replay's own tables (sinks.Iceberg.ReplaceRun refuses
+// them), must not hold a run's rows in memory beyond the budget, and must not
+// decide the exit status: the compare command does, from Summary.MatchRate
+// and Config.MinMatchRate.
+//
+// Dependencies, chosen: github.com/sourcegraph/conc (its stream runs the
+// workers and hands their results to one aggregating goroutine in submission
+// order, with panics caught), github.com/schollz/progressbar/v3 (the
+// terminal bar) with golang.org/x/term (is it a terminal), and, through
+// package sinks, iceberg-go and arrow-go.
+package compare

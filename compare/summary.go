@@ -1,0 +1,117 @@
+package compare
+
+import "time"
+
+// Classes of a joined pair.
+const (
+	ClassMatched         = "matched"
+	ClassMismatched      = "mismatched"
+	ClassLineageMismatch = "lineage_mismatch" // shared lineage key differs: excluded from the match rate
+	ClassOnlyProduction  = "only_production"  // no replay row (not selected, or not replayed yet)
+	ClassOnlyReplay      = "only_replay"
+)
+
+// EndpointAll is the Endpoint of the summary row for the whole run.
+const EndpointAll = "*"
+
+// Summary is the result of comparing one run: what is written to
+// comparison_summary, printed as JSON and rendered in report.html.
+type Summary struct {
+	RunID        string           `json:"run_id"`
+	ComparedAt   time.Time        `json:"compared_at"`
+	Duration     float64          `json:"duration_seconds"`
+	Overall      Counts           `json:"overall"`
+	Endpoints    []Counts         `json:"endpoints"`     // sorted by impact: mismatched desc, then total desc
+	TopPaths     []PathCount      `json:"top_paths"`     // differing JSON paths over all mismatches, most frequent first
+	StatusMatrix []StatusCell     `json:"status_matrix"` // production status × replay status (0 = no response)
+	ErrorKinds   map[string]int64 `json:"error_kinds"`   // replay error kinds
+	Latency      LatencyHistogram `json:"latency"`
+	// TopMismatches are the first mismatches by impact, for the report's
+	// side-by-side diffs (bodies truncated for display).
+	TopMismatches []Mismatch `json:"top_mismatches"`
+	// MatchRate is Overall.MatchRate(), repeated for scripts.
+	MatchRate float64 `json:"match_rate"`
+	// Spilled reports whether the join spilled to disk (memory budget).
+	Spilled bool `json:"spilled"`
+	// Tables and Report say where the results are.
+	SummaryTable    string `json:"summary_table"`
+	MismatchesTable string `json:"mismatches_table"`
+	Report          string `json:"report,omitempty"`
+}
+
+// Counts is one comparison_summary row: one endpoint, or EndpointAll.
+type Counts struct {
+	Endpoint        string `json:"endpoint"` // "GET /v1/titles/{id}" or "*"
+	ProductionTotal int64  `json:"production_total"`
+	ReplayTotal     int64  `json:"replay_total"`
+	Joined          int64  `json:"joined"`
+	OnlyProduction  int64  `json:"only_production"`
+	OnlyReplay      int64  `json:"only_replay"`
+	Matched         int64  `json:"matched"`
+	Mismatched      int64  `json:"mismatched"`
+	LineageExcluded int64  `json:"lineage_excluded"`
+	NoiseExcluded   int64  `json:"noise_excluded"`
+	// Passing/failing responses per side: 2xx and 3xx pass; 4xx, 5xx and
+	// no response fail.
+	ProductionPassing int64 `json:"production_passing"`
+	ProductionFailing int64 `json:"production_failing"`
+	ReplayPassing     int64 `json:"replay_passing"`
+	ReplayFailing     int64 `json:"replay_failing"`
+	// Latency percentiles in milliseconds per side.
+	ProductionP50 float64 `json:"production_p50_ms"`
+	ProductionP90 float64 `json:"production_p90_ms"`
+	ProductionP99 float64 `json:"production_p99_ms"`
+	ReplayP50     float64 `json:"replay_p50_ms"`
+	ReplayP90     float64 `json:"replay_p90_ms"`
+	ReplayP99     float64 `json:"replay_p99_ms"`
+}
+
+// MatchRate is matched / (matched + mismatched); 1 when nothing was
+// compared. Lineage- and noise-excluded pairs do not count.
+func (c Counts) MatchRate() float64 {
+	if n := c.Matched + c.Mismatched; n > 0 {
+		return float64(c.Matched) / float64(n)
+	}
+	return 1
+}
+
+// PathCount is one differing JSON path and how often it differed.
+type PathCount struct {
+	Path    string   `json:"path"`
+	Count   int64    `json:"count"`
+	Samples []string `json:"samples"` // up to 5 correlation IDs
+}
+
+// StatusCell is one cell of the production × replay status matrix.
+type StatusCell struct {
+	Production int   `json:"production"` // 0: no response
+	Replay     int   `json:"replay"`     // 0: no response (see ErrorKinds)
+	Count      int64 `json:"count"`
+}
+
+// LatencyHistogram buckets joined pairs' latencies per side.
+type LatencyHistogram struct {
+	BoundsMS   []float64 `json:"bounds_ms"` // upper bounds; the last bucket is open
+	Production []int64   `json:"production"`
+	Replay     []int64   `json:"replay"`
+}
+
+// Mismatch is one comparison_mismatches row.
+type Mismatch struct {
+	CorrelationID     string            `json:"correlation_id"`
+	Endpoint          string            `json:"endpoint"`
+	ProductionStatus  int               `json:"production_status"`
+	ReplayStatus      int               `json:"replay_status"`
+	ReplayErrorKind   string            `json:"replay_error_kind,omitempty"`
+	Patch             string            `json:"patch"` // RFC 6902 JSON Patch, production → replay
+	Paths             []string          `json:"paths"`
+	ProductionBody    []byte            `json:"-"` // normalized
+	ReplayBody        []byte            `json:"-"` // normalized
+	ProductionRaw     []byte            `json:"-"`
+	ReplayRaw         []byte            `json:"-"`
+	ProductionLineage map[string]string `json:"production_lineage,omitempty"`
+	ReplayLineage     map[string]string `json:"replay_lineage,omitempty"`
+	// BodyMode is how the bodies were compared: json, text or bytes; empty
+	// when they were not (status only, or a side without a response).
+	BodyMode string `json:"body_mode,omitempty"`
+}
