@@ -34,7 +34,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./schemas
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 5000x ./...
+	$(GO) test -run '^$$' -bench . -benchmem ./schemas ./normalize
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 5x ./compare
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 5000x ./pipeline
 
 clean:
 	rm -rf bin replay-data

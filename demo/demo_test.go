@@ -118,6 +118,34 @@ func checkComparison(t *testing.T, ctx context.Context, dir string, sum *Summary
 			t.Errorf("unexpected mismatch %s on %s: %v", m.CorrelationID, m.Endpoint, m.Paths)
 		}
 	}
+	// Every mismatch is in comparison_mismatches, with the differing path.
+	mt, err := s.ScanRun(ctx, schemas.TableComparisonMismatches, sum.RunID, "correlation_id", "paths")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mt.Release()
+	got := map[string]bool{}
+	idCol := mt.Column(mt.Schema().FieldIndices("correlation_id")[0]).Data().Chunks()
+	pathCol := mt.Column(mt.Schema().FieldIndices("paths")[0]).Data().Chunks()
+	for c := range idCol {
+		idc, lc := idCol[c].(*array.String), pathCol[c].(*array.List)
+		vals := lc.ListValues().(*array.String)
+		for i := range idc.Len() {
+			got[idc.Value(i)] = true
+			start, end := lc.ValueOffsets(i)
+			if end-start != 1 || vals.Value(int(start)) != "$.year" {
+				t.Errorf("mismatch %s: paths %v, want [$.year]", idc.Value(i), lc.ValueStr(i))
+			}
+		}
+	}
+	if len(got) != len(wantMismatch) {
+		t.Errorf("comparison_mismatches has %d rows, want %d", len(got), len(wantMismatch))
+	}
+	for id := range wantMismatch {
+		if !got[id] {
+			t.Errorf("comparison_mismatches lacks %s", id)
+		}
+	}
 	if _, err := os.Stat(c.Report); err != nil {
 		t.Errorf("report: %v", err)
 	}

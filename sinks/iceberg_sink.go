@@ -980,10 +980,11 @@ func formatOffsets(o schemas.Offsets) string {
 	return b.String()
 }
 
-// ScanRun reads the rows of one run from the named table, with the given
-// columns (all when none). The caller releases the table.
+// ScanRun reads the rows of one run from the named table (one of replay's
+// tables or a comparison table), with the given columns (all when none). The
+// caller releases the table.
 func (s *Iceberg) ScanRun(ctx context.Context, tableName, runID string, columns ...string) (arrow.Table, error) {
-	tbl, err := s.loadTable(ctx, tableName)
+	tbl, _, err := s.loadReadTable(ctx, tableName)
 	if err != nil {
 		return nil, err
 	}
