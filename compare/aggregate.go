@@ -53,11 +53,15 @@ type aggregator struct {
 	endpoints  map[string]*endpointStats
 	paths      map[string]*pathStat
 	otherPaths int64
-	status     map[statusKey]int64
-	errorKinds map[string]int64
-	production []int64 // latency histogram of joined pairs
-	replay     []int64
-	mismatches *mismatchWriter
+	// noisy counts the paths production and the baseline differ at, over
+	// baselineJoined pairs.
+	noisy          map[string]*pathStat
+	baselineJoined int64
+	status         map[statusKey]int64
+	errorKinds     map[string]int64
+	production     []int64 // latency histogram of joined pairs
+	replay         []int64
+	mismatches     *mismatchWriter
 }
 
 func newAggregator(mw *mismatchWriter) *aggregator {
@@ -65,6 +69,7 @@ func newAggregator(mw *mismatchWriter) *aggregator {
 		all:        endpointStats{counts: Counts{Endpoint: EndpointAll}},
 		endpoints:  map[string]*endpointStats{},
 		paths:      map[string]*pathStat{},
+		noisy:      map[string]*pathStat{},
 		status:     map[statusKey]int64{},
 		errorKinds: map[string]int64{},
 		production: make([]int64, len(latencyBoundsMS)+1),
@@ -97,11 +102,17 @@ func (a *aggregator) add(o *outcome) error {
 			a.replay[bucketIndex(r.latency)]++
 		}
 	}
+	if o.withBaseline {
+		a.baselineJoined++
+		for _, path := range o.noisy {
+			a.addPath(a.noisy, path, p.cid)
+		}
+	}
 	if o.class != ClassMismatched {
 		return nil
 	}
 	for _, path := range o.result.Paths {
-		a.addPath(path, p.cid)
+		a.addPath(a.paths, path, p.cid)
 	}
 
 	return a.mismatches.add(o)
@@ -146,6 +157,8 @@ func (st *endpointStats) add(o *outcome) {
 		c.Mismatched++
 	case ClassLineageMismatch:
 		c.LineageExcluded++
+	case ClassNoise:
+		c.NoiseExcluded++
 	}
 }
 
@@ -164,16 +177,17 @@ func bucketIndex(ms float64) int {
 	return sort.SearchFloat64s(latencyBoundsMS, ms) // first bound ≥ ms; len = the open bucket
 }
 
-func (a *aggregator) addPath(path, cid string) {
-	ps := a.paths[path]
+// addPath counts one pair at path in paths (a.paths or a.noisy).
+func (a *aggregator) addPath(paths map[string]*pathStat, path, cid string) {
+	ps := paths[path]
 	if ps == nil {
-		if len(a.paths) >= maxTrackedPaths {
+		if len(paths) >= maxTrackedPaths {
 			a.otherPaths++
 
 			return
 		}
 		ps = &pathStat{}
-		a.paths[path] = ps
+		paths[path] = ps
 	}
 	ps.count++
 	i, found := slices.BinarySearch(ps.samples, cid)
@@ -222,20 +236,9 @@ func (a *aggregator) summary() *Summary {
 	}
 	slices.SortFunc(s.Endpoints, byImpact)
 
-	s.TopPaths = make([]PathCount, 0, min(len(a.paths), topPathsLimit))
-	for path, ps := range a.paths {
-		s.TopPaths = append(s.TopPaths, PathCount{Path: path, Count: ps.count, Samples: slices.Clone(ps.samples)})
-	}
-	slices.SortFunc(s.TopPaths, func(x, y PathCount) int {
-		if c := cmp.Compare(y.Count, x.Count); c != 0 {
-			return c
-		}
-
-		return cmp.Compare(x.Path, y.Path)
-	})
-	if len(s.TopPaths) > topPathsLimit {
-		s.TopPaths = slices.Clip(s.TopPaths[:topPathsLimit])
-	}
+	s.TopPaths = topPaths(a.paths)
+	s.NoisyPaths = topPaths(a.noisy)
+	s.BaselineJoined = a.baselineJoined
 
 	s.StatusMatrix = make([]StatusCell, 0, len(a.status))
 	for k, n := range a.status {
@@ -250,6 +253,27 @@ func (a *aggregator) summary() *Summary {
 	})
 
 	return s
+}
+
+// topPaths returns the topPathsLimit most frequent paths of m, most
+// frequent first, then by path.
+func topPaths(m map[string]*pathStat) []PathCount {
+	out := make([]PathCount, 0, min(len(m), topPathsLimit))
+	for path, ps := range m {
+		out = append(out, PathCount{Path: path, Count: ps.count, Samples: slices.Clone(ps.samples)})
+	}
+	slices.SortFunc(out, func(x, y PathCount) int {
+		if c := cmp.Compare(y.Count, x.Count); c != 0 {
+			return c
+		}
+
+		return cmp.Compare(x.Path, y.Path)
+	})
+	if len(out) > topPathsLimit {
+		out = slices.Clip(out[:topPathsLimit])
+	}
+
+	return out
 }
 
 // endpointRanks maps each endpoint to its place in s.Endpoints.

@@ -1,12 +1,17 @@
 package compare
 
 import (
+	"slices"
+
 	"github.com/replaykit/replay/normalize"
 )
 
-// pair is one correlation ID after the join: both rows, or one of them.
+// pair is one correlation ID after the join: both rows, or one of them,
+// and the baseline run's row when there is one (status, headers and body
+// only).
 type pair struct {
 	production, replay *sideRow
+	baseline           *sideRow
 }
 
 // outcome is what a worker decided about one pair.
@@ -15,6 +20,11 @@ type outcome struct {
 	endpoint string
 	class    string
 	result   normalize.Result // for ClassMismatched: the diff
+	// withBaseline reports that the pair was compared with its baseline
+	// row too; noisy are then the paths where production and the baseline
+	// differ (sorted), whatever the class.
+	withBaseline bool
+	noisy        []string
 }
 
 // classify decides the class of p: only one side, lineage mismatch, or the
@@ -38,14 +48,32 @@ func classify(norm *normalize.Normalizer, p pair) outcome {
 
 			break
 		}
-		// A baseline target (production replayed against itself) would
-		// plug in here: a difference that the baseline pair shows too is
-		// noise, counted in Counts.NoiseExcluded instead of Mismatched.
 		res := norm.Compare(p.production.method, p.production.path, p.production.side(), p.replay.side())
-		if res.Equal {
+		var noisy map[string]bool
+		if p.baseline != nil {
+			// The baseline replayed the same request to the old version:
+			// where it differs from production, the service is not
+			// deterministic, and a candidate difference there is noise.
+			base := norm.Compare(p.production.method, p.production.path, p.production.side(), p.baseline.side())
+			o.withBaseline, o.noisy = true, base.Paths
+			noisy = make(map[string]bool, len(base.Paths))
+			for _, path := range base.Paths {
+				noisy[path] = true
+			}
+		}
+		switch {
+		case res.Equal:
 			o.class = ClassMatched
-		} else {
+		case len(noisy) > 0 && res.DiffersOnlyIn(noisy):
+			o.class = ClassNoise
+		default:
 			o.class = ClassMismatched
+			if len(noisy) > 0 {
+				// Some paths are noise, some are not: the pair stays a
+				// mismatch at the others. Its Patch is left whole (it
+				// still turns production into the replay).
+				res.Paths = slices.DeleteFunc(res.Paths, func(path string) bool { return noisy[path] })
+			}
 			o.result = res
 		}
 	}

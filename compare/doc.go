@@ -7,15 +7,29 @@
 // Files by role:
 //
 //   - run.go: Run, the job's lifecycle, and the join: an in-memory hash join
-//     while the replay rows (the build side) fit Config.MemoryBudget, a grace
-//     hash join through spill files otherwise (partitions over the budget are
-//     split again, up to three times).
+//     while the replay rows (the build side, with a baseline run's rows) fit
+//     Config.MemoryBudget, a grace hash join through spill files otherwise
+//     (partitions over the budget are split again, up to three times).
 //   - rows.go: the projection of a table row compare works on (sideRow) and
 //     reading it out of Arrow record batches.
 //   - spill.go: the join's spill files, a length-prefixed binary encoding of
 //     sideRows (why not Arrow IPC or gob: see the file).
 //   - classify.go: one pair's class (matched, mismatched, lineage mismatch,
-//     only one side), run on Config.Workers goroutines.
+//     noise, only one side), run on Config.Workers goroutines.
+//
+// Baseline noise cancellation (Options.BaselineRunID): the replay_responses
+// rows of a second run that replayed the same capture log to the old
+// version are a second build side of the join (status, headers and body
+// only; they count against the same memory budget and spill to partition
+// files of their own). A joined pair with a baseline row is also compared
+// production against baseline; the paths that differ there are noise. A
+// pair whose every differing path is noise is ClassNoise (NoiseExcluded,
+// outside the match rate, no comparison_mismatches row); a mismatch that
+// differs at noisy paths and others keeps only the others in its Paths,
+// while its Patch stays the whole production → replay patch. Summary
+// counts the noisy paths over BaselineJoined pairs (NoisyPaths). A lineage
+// mismatch takes precedence; a pair without a baseline row is compared as
+// without a baseline.
 //   - aggregate.go, quantiles.go: the summary, folded from the classified
 //     pairs in an order-independent way, so it is the same however the join
 //     ran and the workers were scheduled; latency percentiles exact up to

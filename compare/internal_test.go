@@ -154,7 +154,7 @@ func TestPathSamplesAreTheSmallestIDs(t *testing.T) {
 	a := newAggregator(nil)
 	ids := []string{"k", "c", "x", "a", "m", "b", "c", "z", "d"}
 	for _, id := range ids {
-		a.addPath("$.x", id)
+		a.addPath(a.paths, "$.x", id)
 	}
 	ps := a.paths["$.x"]
 	if ps.count != int64(len(ids)) || !slices.Equal(ps.samples, []string{"a", "b", "c", "d", "k"}) {

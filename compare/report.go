@@ -143,8 +143,15 @@ type reportView struct {
 	Endpoints []reportEndpoint
 	Total     reportEndpoint
 
-	Paths          []reportPath
-	PathsMismatch  string // denominator of the path shares
+	Paths         []reportPath
+	PathsMismatch string // denominator of the path shares
+	// BaselineRunID, Noise and NoiseJoined are the noise section, shown
+	// only with a baseline run: paths differing between production and the
+	// baseline, their rate over NoiseJoined pairs compared with a baseline
+	// row.
+	BaselineRunID  string
+	Noise          []reportPath
+	NoiseJoined    string
 	Matrix         reportMatrix
 	Latency        reportChart
 	Percentiles    []reportPercentile
@@ -294,6 +301,16 @@ func newReportView(s *Summary) *reportView {
 			row.Samples = append(row.Samples, reportLink{Text: id, Href: reportHref(anchors[id])})
 		}
 		v.Paths = append(v.Paths, row)
+	}
+
+	v.BaselineRunID = s.BaselineRunID
+	v.NoiseJoined = reportInt(s.BaselineJoined)
+	for _, p := range s.NoisyPaths {
+		row := reportPath{Path: p.Path, Count: reportInt(p.Count), Share: reportShare(p.Count, s.BaselineJoined)}
+		for _, id := range p.Samples {
+			row.Samples = append(row.Samples, reportLink{Text: id, Href: reportHref(anchors[id])})
+		}
+		v.Noise = append(v.Noise, row)
 	}
 
 	v.Matrix = newReportMatrix(s.StatusMatrix)

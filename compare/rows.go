@@ -176,6 +176,24 @@ func (br *batchReader) row(i int) *sideRow {
 	return r
 }
 
+// baseline reads what compare keeps of a baseline run's replay row: the
+// correlation ID and the response (status, headers, body); the request line,
+// latency, lineage and error kind are the compared run's business.
+func (br *batchReader) baseline(i int) *sideRow {
+	r := &sideRow{cid: strings.Clone(br.cid.Value(i)), headers: readHeaders(br.headers, i)}
+	if br.status.IsValid(i) {
+		r.status = int(br.status.Value(i))
+	}
+	if br.body.IsValid(i) {
+		r.body = bytes.Clone(br.body.Value(i))
+		if r.body == nil {
+			r.body = []byte{}
+		}
+	}
+
+	return r
+}
+
 // light reads what a row without a partner needs: the request line (for
 // its endpoint), status, latency and error kind; no headers, body or
 // lineage.

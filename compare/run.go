@@ -27,6 +27,13 @@ import (
 type Options struct {
 	// RunID is the run to compare. Required.
 	RunID string
+	// BaselineRunID, when set, is a run that replayed the same capture log
+	// to a second copy of the old version (the baseline). Its
+	// replay_responses rows are joined by correlation ID alongside RunID's:
+	// a JSON path that also differs between production and the baseline is
+	// the service's own non-determinism, noise rather than a defect of the
+	// candidate (see classify). Empty: no baseline.
+	BaselineRunID string
 	// Progress receives progress (stderr, usually): a bar when it is a
 	// terminal; otherwise an info line every few seconds and at the end,
 	// on Logger when set, else as text lines on Progress. Nil: no progress.
@@ -51,7 +58,9 @@ const chunkSize = 64
 // joined pairs on cfg.Workers goroutines, and writes the result to
 // comparison_summary (one row per endpoint and one for the whole run) and
 // comparison_mismatches (one row per mismatched pair), replacing what an
-// earlier compare of the run wrote. It returns the summary; its Report field
+// earlier compare of the run wrote. With opts.BaselineRunID, the baseline
+// run's replay rows are joined too and differences the baseline shows as
+// well are noise (see classify). It returns the summary; its Report field
 // is the caller's to fill.
 //
 // Memory is bounded by cfg.MemoryBudget (see Config), plus the pairs in
@@ -90,6 +99,10 @@ func run(ctx context.Context, cfg Config, sink *sinks.Iceberg, opts Options) (*S
 		mem = memory.DefaultAllocator
 	}
 	runID := opts.RunID
+	baselineID := opts.BaselineRunID
+	if baselineID == runID {
+		return nil, fmt.Errorf("%w: the baseline run is the run compared (%q)", ErrInvalidConfig, runID)
+	}
 
 	prodSize, err := sink.RunSize(ctx, schemas.TableProduction, runID)
 	if err != nil {
@@ -103,8 +116,21 @@ func run(ctx context.Context, cfg Config, sink *sinks.Iceberg, opts Options) (*S
 		return nil, fmt.Errorf("%w: run %q in %s and %s; check the run ID", ErrEmptyRun, runID,
 			sink.QualifiedName(schemas.TableProduction), sink.QualifiedName(schemas.TableReplay))
 	}
+	var baselineRows int64
+	if baselineID != "" {
+		baselineSize, err := sink.RunSize(ctx, schemas.TableReplay, baselineID)
+		if err != nil {
+			return nil, err
+		}
+		if baselineSize.Rows == 0 {
+			return nil, fmt.Errorf("%w: baseline run %q in %s; check the baseline run ID", ErrEmptyRun, baselineID,
+				sink.QualifiedName(schemas.TableReplay))
+		}
+		baselineRows = baselineSize.Rows
+	}
 	logger.Info("comparing run", "run_id", runID, "production_rows", prodSize.Rows, "replay_rows", replaySize.Rows,
-		"replay_file_bytes", replaySize.Bytes, "memory_budget", cfg.MemoryBudget, "workers", cfg.workers())
+		"replay_file_bytes", replaySize.Bytes, "baseline_run_id", baselineID, "baseline_rows", baselineRows,
+		"memory_budget", cfg.MemoryBudget, "workers", cfg.workers())
 
 	spillDir := cfg.spillDir()
 	if err := os.MkdirAll(spillDir, 0o755); err != nil {
@@ -127,15 +153,16 @@ func run(ctx context.Context, cfg Config, sink *sinks.Iceberg, opts Options) (*S
 		return nil, err
 	}
 	j := &job{
-		cfg:    cfg,
-		sink:   sink,
-		runID:  runID,
-		norm:   norm,
-		logger: logger,
-		dir:    dir,
-		agg:    newAggregator(mw),
-		prog:   newProgress(opts.Progress, opts.Logger, runID, prodSize.Rows+replaySize.Rows),
-		stream: stream.New().WithMaxGoroutines(cfg.workers()),
+		cfg:        cfg,
+		sink:       sink,
+		runID:      runID,
+		baselineID: baselineID,
+		norm:       norm,
+		logger:     logger,
+		dir:        dir,
+		agg:        newAggregator(mw),
+		prog:       newProgress(opts.Progress, opts.Logger, runID, prodSize.Rows+replaySize.Rows),
+		stream:     stream.New().WithMaxGoroutines(cfg.workers()),
 	}
 	joinErr := j.join(ctx)
 	if joinErr == nil {
@@ -158,6 +185,7 @@ func run(ctx context.Context, cfg Config, sink *sinks.Iceberg, opts Options) (*S
 			"tracked_paths", maxTrackedPaths, "differences_not_tracked", n)
 	}
 	sum.RunID = runID
+	sum.BaselineRunID = baselineID
 	sum.ComparedAt = comparedAt
 	sum.Spilled = j.spilled
 	sum.SummaryTable = sink.QualifiedName(schemas.TableComparisonSummary)
@@ -183,6 +211,7 @@ func run(ctx context.Context, cfg Config, sink *sinks.Iceberg, opts Options) (*S
 	sum.Duration = time.Since(start).Seconds()
 	logger.Info("compared run", "run_id", runID, "joined", sum.Overall.Joined, "matched", sum.Overall.Matched,
 		"mismatched", sum.Overall.Mismatched, "lineage_excluded", sum.Overall.LineageExcluded,
+		"noise_excluded", sum.Overall.NoiseExcluded,
 		"only_production", sum.Overall.OnlyProduction, "only_replay", sum.Overall.OnlyReplay,
 		"match_rate", sum.MatchRate, "endpoints", len(sum.Endpoints), "spilled", sum.Spilled,
 		"duration", time.Since(start))
@@ -192,18 +221,20 @@ func run(ctx context.Context, cfg Config, sink *sinks.Iceberg, opts Options) (*S
 
 // job is the state of one Run.
 type job struct {
-	cfg     Config
-	sink    *sinks.Iceberg
-	runID   string
-	norm    *normalize.Normalizer
-	logger  *slog.Logger
-	dir     string
-	seeds   []maphash.Seed // per depth of partitioning
-	agg     *aggregator
-	prog    *progress
-	stream  *stream.Stream
-	chunk   []pair
-	spilled bool
+	cfg   Config
+	sink  *sinks.Iceberg
+	runID string
+	// baselineID is Options.BaselineRunID; "" without a baseline.
+	baselineID string
+	norm       *normalize.Normalizer
+	logger     *slog.Logger
+	dir        string
+	seeds      []maphash.Seed // per depth of partitioning
+	agg        *aggregator
+	prog       *progress
+	stream     *stream.Stream
+	chunk      []pair
+	spilled    bool
 	// overBudget counts partitions joined over the memory budget (at
 	// maxSpillDepth); overBudgetMax is the largest.
 	overBudget    int
@@ -297,14 +328,14 @@ func (j *job) partitionAt(depth int, cid string) int {
 	return int(maphash.String(j.seeds[depth], cid) % uint64(j.cfg.Partitions))
 }
 
-// scan calls fn for every row of one side of the run, with the reader of
-// its batch.
-func (j *job) scan(ctx context.Context, tableName string, fn func(br *batchReader, i int) error) error {
+// scan calls fn for every row of one side of a run (the compared run, or
+// the baseline run), with the reader of its batch.
+func (j *job) scan(ctx context.Context, tableName, runID string, fn func(br *batchReader, i int) error) error {
 	columns, withErrorKind := productionColumns, false
 	if tableName == schemas.TableReplay {
 		columns, withErrorKind = replayColumns, true
 	}
-	batches, err := j.sink.ScanRunBatches(ctx, tableName, j.runID, columns...)
+	batches, err := j.sink.ScanRunBatches(ctx, tableName, runID, columns...)
 	if err != nil {
 		return err
 	}
@@ -387,79 +418,134 @@ func (t buildTable) drain(emit func(pair) error) error {
 	return nil
 }
 
+// buildSides are the build sides of the join: the replay rows, and the
+// baseline run's replay rows when there is a baseline (nil otherwise).
+type buildSides struct {
+	replay, baseline buildTable
+}
+
+// probe pairs one production row with the first replay and baseline rows of
+// its correlation ID. Baseline rows are popped for every production row,
+// replayed or not, so duplicates pair up in scan order on both paths.
+func (b buildSides) probe(p *sideRow) pair {
+	pr := pair{production: p, replay: b.replay.pop(p.cid)}
+	if b.baseline != nil {
+		pr.baseline = b.baseline.pop(p.cid)
+	}
+
+	return pr
+}
+
 // join reads both sides and emits every pair. The replay side is the build
 // side: a run's replay rows are usually a subset of its production rows (not
-// every request is replayed). While they fit cfg.MemoryBudget, they are held
-// in a hash table and the production side streams past it. Once they do not,
-// the join becomes a grace hash join: the rows held so far and all that
-// follow go to cfg.Partitions spill files by hash of the correlation ID, the
-// production side is partitioned the same way, and each partition is then
-// joined in memory on its own. Within a partition rows keep their scan
-// order, so both paths pair the same rows.
+// every request is replayed). With a baseline run its replay rows (status,
+// headers and body only) are a second build side, and count against the
+// same budget. While the build sides fit cfg.MemoryBudget, they are held
+// in hash tables and the production side streams past them. Once they do
+// not, the join becomes a grace hash join: the rows held so far and all that
+// follow go to cfg.Partitions spill files per build side by hash of the
+// correlation ID, the production side is partitioned the same way, and each
+// partition is then joined in memory on its own. Within a partition rows
+// keep their scan order, so both paths pair the same rows.
 func (j *job) join(ctx context.Context) error {
-	table := buildTable{}
+	tables := buildSides{replay: buildTable{}}
+	if j.baselineID != "" {
+		tables.baseline = buildTable{}
+	}
 	var (
-		held        int64
-		replayParts *partitionFiles
+		held                       int64
+		replayParts, baselineParts *partitionFiles
 	)
 	defer func() {
 		if replayParts != nil {
 			_ = replayParts.close()
 		}
+		if baselineParts != nil {
+			_ = baselineParts.close()
+		}
 	}()
-	j.prog.setPhase("reading " + schemas.TableReplay)
-	err := j.scan(ctx, schemas.TableReplay, func(br *batchReader, i int) error {
-		r := br.row(i)
-		if replayParts != nil {
-			return replayParts.writers[j.partition(r.cid)].write(r)
-		}
-		table.insert(r)
-		held += r.size()
-		if held <= j.cfg.MemoryBudget {
-			return nil
-		}
+	// spill moves both build tables to partition files.
+	spill := func(reading string) error {
 		j.spilled = true
-		j.logger.Info("replay rows exceed the memory budget; spilling the join to disk", "run_id", j.runID,
-			"held_bytes", held, "memory_budget", j.cfg.MemoryBudget, "partitions", j.cfg.Partitions, "dir", j.dir)
+		j.logger.Info("build rows exceed the memory budget; spilling the join to disk", "run_id", j.runID,
+			"reading", reading, "held_bytes", held, "memory_budget", j.cfg.MemoryBudget, "partitions", j.cfg.Partitions, "dir", j.dir)
 		j.prog.setPhase("partitioning " + schemas.TableReplay)
 		var err error
 		if replayParts, err = createPartitions(j.dir, "replay", j.cfg.Partitions); err != nil {
 			return err
 		}
-		for cid, head := range table {
-			w := replayParts.writers[j.partition(cid)]
-			for r := head; r != nil; r = r.next {
-				if err := w.write(r); err != nil {
-					return err
+		if tables.baseline != nil {
+			if baselineParts, err = createPartitions(j.dir, "baseline", j.cfg.Partitions); err != nil {
+				return err
+			}
+		}
+		for _, side := range []struct {
+			table buildTable
+			parts *partitionFiles
+		}{{tables.replay, replayParts}, {tables.baseline, baselineParts}} {
+			for cid, head := range side.table {
+				w := side.parts.writers[j.partition(cid)]
+				for r := head; r != nil; r = r.next {
+					if err := w.write(r); err != nil {
+						return err
+					}
 				}
 			}
 		}
-		table = nil
+		tables = buildSides{}
 
 		return nil
+	}
+	// build holds r in table, or writes it to its partition once spilled.
+	build := func(r *sideRow, reading string, table func() buildTable, parts func() *partitionFiles) error {
+		if replayParts != nil {
+			return parts().writers[j.partition(r.cid)].write(r)
+		}
+		table().insert(r)
+		held += r.size()
+		if held <= j.cfg.MemoryBudget {
+			return nil
+		}
+
+		return spill(reading)
+	}
+
+	j.prog.setPhase("reading " + schemas.TableReplay)
+	err := j.scan(ctx, schemas.TableReplay, j.runID, func(br *batchReader, i int) error {
+		return build(br.row(i), "replay", func() buildTable { return tables.replay }, func() *partitionFiles { return replayParts })
 	})
 	if err != nil {
 		return err
 	}
+	if j.baselineID != "" {
+		j.prog.setPhase("reading baseline " + schemas.TableReplay)
+		err := j.scan(ctx, schemas.TableReplay, j.baselineID, func(br *batchReader, i int) error {
+			return build(br.baseline(i), "baseline", func() buildTable { return tables.baseline }, func() *partitionFiles { return baselineParts })
+		})
+		if err != nil {
+			return err
+		}
+	}
 
 	if replayParts == nil {
 		j.prog.setPhase("comparing")
-		err := j.scan(ctx, schemas.TableProduction, func(br *batchReader, i int) error {
+		err := j.scan(ctx, schemas.TableProduction, j.runID, func(br *batchReader, i int) error {
 			// A production row without a replay row needs no body.
-			if r := table.pop(br.cid.Value(i)); r != nil {
-				return j.emit(pair{production: br.row(i), replay: r})
+			cid := br.cid.Value(i)
+			if _, ok := tables.replay[cid]; ok {
+				return j.emit(tables.probe(br.row(i)))
 			}
 
-			return j.emit(pair{production: br.light(i)})
+			return j.emit(tables.probe(br.light(i)))
 		})
 		if err != nil {
 			return err
 		}
 
-		return table.drain(j.emit)
+		return tables.replay.drain(j.emit)
 	}
 
-	if err := replayParts.close(); err != nil {
+	if err := errors.Join(replayParts.close(), closeParts(baselineParts)); err != nil {
 		return err
 	}
 	j.prog.setPhase("partitioning " + schemas.TableProduction)
@@ -467,7 +553,7 @@ func (j *job) join(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	err = j.scan(ctx, schemas.TableProduction, func(br *batchReader, i int) error {
+	err = j.scan(ctx, schemas.TableProduction, j.runID, func(br *batchReader, i int) error {
 		p := br.row(i)
 
 		return prodParts.writers[j.partition(p.cid)].write(p)
@@ -481,7 +567,11 @@ func (j *job) join(ctx context.Context) error {
 		if err := context.Cause(ctx); err != nil {
 			return err
 		}
-		if err := j.joinPartition(replayParts.paths[i], prodParts.paths[i], 0); err != nil {
+		part := partition{replay: replayParts.paths[i], production: prodParts.paths[i]}
+		if baselineParts != nil {
+			part.baseline = baselineParts.paths[i]
+		}
+		if err := j.joinPartition(part, 0); err != nil {
 			return fmt.Errorf("join partition %d of %d: %w", i, j.cfg.Partitions, err)
 		}
 	}
@@ -493,6 +583,21 @@ func (j *job) join(ctx context.Context) error {
 	return nil
 }
 
+// closeParts closes p when there is one.
+func closeParts(p *partitionFiles) error {
+	if p == nil {
+		return nil
+	}
+
+	return p.close()
+}
+
+// partition is the spill files of one partition; baseline is "" without a
+// baseline run.
+type partition struct {
+	replay, baseline, production string
+}
+
 // maxSpillDepth bounds how often a partition over the memory budget is
 // split again. Past it (a correlation ID with a great many rows, or a budget
 // far too small for the rows) the partition is joined in memory anyway.
@@ -502,23 +607,30 @@ const maxSpillDepth = 3
 var errOverBudget = errors.New("partition over the memory budget")
 
 // joinPartition joins one partition's spill files, then removes them. A
-// partition whose replay rows do not fit the memory budget is split into
-// cfg.Partitions smaller ones by another hash of the correlation ID, and
-// each of those is joined in turn.
-func (j *job) joinPartition(replayPath, prodPath string, depth int) error {
-	table := buildTable{}
+// partition whose build rows (replay and baseline) do not fit the memory
+// budget is split into cfg.Partitions smaller ones by another hash of the
+// correlation ID, and each of those is joined in turn.
+func (j *job) joinPartition(part partition, depth int) error {
+	tables := buildSides{replay: buildTable{}}
 	var held int64
-	err := readSpill(replayPath, func(r *sideRow) error {
-		table.insert(r)
-		held += r.size()
-		if held > j.cfg.MemoryBudget && depth < maxSpillDepth && j.cfg.Partitions > 1 {
-			return errOverBudget
-		}
+	load := func(path string, table buildTable) error {
+		return readSpill(path, func(r *sideRow) error {
+			table.insert(r)
+			held += r.size()
+			if held > j.cfg.MemoryBudget && depth < maxSpillDepth && j.cfg.Partitions > 1 {
+				return errOverBudget
+			}
 
-		return nil
-	})
+			return nil
+		})
+	}
+	err := load(part.replay, tables.replay)
+	if err == nil && part.baseline != "" {
+		tables.baseline = buildTable{}
+		err = load(part.baseline, tables.baseline)
+	}
 	if errors.Is(err, errOverBudget) {
-		return j.splitPartition(replayPath, prodPath, depth+1)
+		return j.splitPartition(part, depth+1)
 	}
 	if err != nil {
 		return err
@@ -527,23 +639,30 @@ func (j *job) joinPartition(replayPath, prodPath string, depth int) error {
 		j.overBudget++
 		j.overBudgetMax = max(j.overBudgetMax, held)
 	}
-	err = readSpill(prodPath, func(p *sideRow) error {
-		return j.emit(pair{production: p, replay: table.pop(p.cid)})
+	err = readSpill(part.production, func(p *sideRow) error {
+		return j.emit(tables.probe(p))
 	})
 	if err != nil {
 		return err
 	}
-	if err := table.drain(j.emit); err != nil {
+	if err := tables.replay.drain(j.emit); err != nil {
 		return err
 	}
+	err = errors.Join(os.Remove(part.replay), os.Remove(part.production))
+	if part.baseline != "" {
+		err = errors.Join(err, os.Remove(part.baseline))
+	}
 
-	return errors.Join(os.Remove(replayPath), os.Remove(prodPath))
+	return err
 }
 
-// splitPartition re-partitions both files of a partition with the hash of
+// splitPartition re-partitions the files of a partition with the hash of
 // the given depth, removes them, and joins the parts.
-func (j *job) splitPartition(replayPath, prodPath string, depth int) error {
+func (j *job) splitPartition(part partition, depth int) error {
 	split := func(path string) ([]string, error) {
+		if path == "" {
+			return make([]string, j.cfg.Partitions), nil
+		}
 		parts, err := createPartitions(filepath.Dir(path), strings.TrimSuffix(filepath.Base(path), ".spill"), j.cfg.Partitions)
 		if err != nil {
 			return nil, err
@@ -557,16 +676,20 @@ func (j *job) splitPartition(replayPath, prodPath string, depth int) error {
 
 		return parts.paths, os.Remove(path)
 	}
-	replayParts, err := split(replayPath)
+	replayParts, err := split(part.replay)
 	if err != nil {
 		return err
 	}
-	prodParts, err := split(prodPath)
+	baselineParts, err := split(part.baseline)
+	if err != nil {
+		return err
+	}
+	prodParts, err := split(part.production)
 	if err != nil {
 		return err
 	}
 	for i := range replayParts {
-		if err := j.joinPartition(replayParts[i], prodParts[i], depth); err != nil {
+		if err := j.joinPartition(partition{replay: replayParts[i], baseline: baselineParts[i], production: prodParts[i]}, depth); err != nil {
 			return err
 		}
 	}

@@ -9,6 +9,10 @@ const (
 	ClassLineageMismatch = "lineage_mismatch" // shared lineage key differs: excluded from the match rate
 	ClassOnlyProduction  = "only_production"  // no replay row (not selected, or not replayed yet)
 	ClassOnlyReplay      = "only_replay"
+	// ClassNoise: every path the pair differs at also differs between
+	// production and the baseline run (Options.BaselineRunID); counted in
+	// NoiseExcluded, excluded from the match rate.
+	ClassNoise = "noise"
 )
 
 // EndpointAll is the Endpoint of the summary row for the whole run.
@@ -17,12 +21,23 @@ const EndpointAll = "*"
 // Summary is the result of comparing one run: what is written to
 // comparison_summary, printed as JSON and rendered in report.html.
 type Summary struct {
-	RunID        string           `json:"run_id"`
-	ComparedAt   time.Time        `json:"compared_at"`
-	Duration     float64          `json:"duration_seconds"`
-	Overall      Counts           `json:"overall"`
-	Endpoints    []Counts         `json:"endpoints"`     // sorted by impact: mismatched desc, then total desc
-	TopPaths     []PathCount      `json:"top_paths"`     // differing JSON paths over all mismatches, most frequent first
+	RunID      string      `json:"run_id"`
+	ComparedAt time.Time   `json:"compared_at"`
+	Duration   float64     `json:"duration_seconds"`
+	Overall    Counts      `json:"overall"`
+	Endpoints  []Counts    `json:"endpoints"` // sorted by impact: mismatched desc, then total desc
+	TopPaths   []PathCount `json:"top_paths"` // differing JSON paths over all mismatches, most frequent first
+	// BaselineRunID is Options.BaselineRunID: the run whose replay of the
+	// same capture to the old version tells noise from defects.
+	BaselineRunID string `json:"baseline_run_id,omitempty"`
+	// BaselineJoined is the number of pairs compared with a baseline row
+	// too (joined, not lineage-excluded): the denominator of a noisy
+	// path's rate.
+	BaselineJoined int64 `json:"baseline_joined"`
+	// NoisyPaths are the paths where production and the baseline differed,
+	// over the BaselineJoined pairs, most frequent first. A mismatch loses
+	// these from its Paths; one that differs only at them is noise.
+	NoisyPaths   []PathCount      `json:"noisy_paths"`
 	StatusMatrix []StatusCell     `json:"status_matrix"` // production status × replay status (0 = no response)
 	ErrorKinds   map[string]int64 `json:"error_kinds"`   // replay error kinds
 	Latency      LatencyHistogram `json:"latency"`

@@ -26,8 +26,9 @@ func (e thresholdError) Error() string {
 func newCompareCommand(stdout, stderr io.Writer) *cobra.Command {
 	var flags configFlags
 	var minRate float64
+	var baselineRunID string
 	cmd := &cobra.Command{
-		Use:   "compare --run RUN_ID",
+		Use:   "compare --run RUN_ID [--baseline-run RUN_ID]",
 		Short: "Compare the production and replay sides of a run: summary, mismatches, report",
 		Long: `Compare the two sides of one run.
 
@@ -42,7 +43,10 @@ tolerance), diffs them, and writes:
   - a JSON summary on stdout.
 
 Pairs whose lineage differs on a shared key are lineage mismatches, excluded
-from the match rate. Re-running compare for a run replaces its results. A run
+from the match rate. With --baseline-run, the replay of the same capture log
+to a second copy of the old version (its own run) is joined too: a path that
+also differs between production and that baseline is noise, not a defect
+(noise-excluded when a pair differs only at such paths). Re-running compare for a run replaces its results. A run
 larger than compare.memory_budget is joined in partitions spilled to disk.
 
 Exit status: 0, or 3 when the match rate is below --min-match-rate
@@ -67,7 +71,7 @@ Exit status: 0, or 3 when the match rate is below --min-match-rate
 				return err
 			}
 			defer sink.Close()
-			sum, err := compare.Run(cmd.Context(), cfg.Compare, sink, compare.Options{RunID: cfg.RunID, Progress: stderr, Logger: logger})
+			sum, err := compare.Run(cmd.Context(), cfg.Compare, sink, compare.Options{RunID: cfg.RunID, BaselineRunID: baselineRunID, Progress: stderr, Logger: logger})
 			if err != nil {
 				return err
 			}
@@ -90,6 +94,7 @@ Exit status: 0, or 3 when the match rate is below --min-match-rate
 	}
 	flags.registerCommon(cmd)
 	cmd.Flags().StringVar(&flags.runID, "run", "", "run_id to compare (required)")
+	cmd.Flags().StringVar(&baselineRunID, "baseline-run", "", "run_id of a replay of the same capture log to the old version; paths differing there too are noise")
 	cmd.Flags().Float64Var(&minRate, "min-match-rate", 0, "exit 3 when the match rate is below this (0..1; compare.min_match_rate)")
 	return cmd
 }
