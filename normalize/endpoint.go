@@ -83,7 +83,7 @@ func cleanPath(p string) string {
 // Endpoint names the endpoint of a request: "GET /v1/titles/{id}". The first
 // configured route matching the method and path wins; otherwise numeric,
 // UUID and hex-id path segments (8 or more hex characters with at least one
-// digit) become {id}. The query and a trailing slash are ignored; words such
+// digit) and short-prefixed numbers (u-326, ord_1042) become {id}. The query and a trailing slash are ignored; words such
 // as "v1" or "titles" are kept. With an empty method the name is the path
 // template alone.
 func (n *Normalizer) Endpoint(method, path string) string {
@@ -157,7 +157,8 @@ func templatePath(path string) string {
 	return b.String()
 }
 
-// isID reports whether a path segment is a number, a UUID or a hex id.
+// isID reports whether a path segment is a number, a UUID, a hex id or a
+// prefixed number (u-326).
 func isID(seg string) bool {
 	if seg == "" {
 		return false
@@ -177,7 +178,28 @@ func isID(seg string) bool {
 	case digits+hex == len(seg):
 		return len(seg) >= 8 && digits > 0
 	}
-	return isUUID(seg)
+	return isUUID(seg) || isPrefixedID(seg)
+}
+
+// isPrefixedID reports whether seg is a letter prefix of one to three
+// letters, a - or _, and digits: u-326, ord_1042, d-19. Slugs such as
+// heat-1995 and versions such as api-v2 are not IDs.
+func isPrefixedID(seg string) bool {
+	i := strings.IndexAny(seg, "-_")
+	if i < 1 || i > 3 || i == len(seg)-1 {
+		return false
+	}
+	for _, c := range seg[:i] {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	for _, c := range seg[i+1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // isUUID reports whether s has the 8-4-4-4-12 hex form.

@@ -17,6 +17,11 @@ func TestEndpoint(t *testing.T) {
 		method, path, want string
 	}{
 		// automatic templating
+		{"POST", "/v1/users/u-326/ratings", "POST /v1/users/{id}/ratings"},
+		{"GET", "/orders/ord_1042", "GET /orders/{id}"},
+		{"GET", "/api-v2/items", "GET /api-v2/items"},
+		{"GET", "/x/a-b", "GET /x/a-b"},
+		{"GET", "/x/longprefix-12", "GET /x/longprefix-12"},
 		{"GET", "/v1/titles/42", "GET /v1/titles/{id}"},
 		{"get", "/v1/titles/42?lang=en&x=1", "GET /v1/titles/{id}"},
 		{"GET", "/v1/titles/42/", "GET /v1/titles/{id}"},
