@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/replaykit/replay/admin"
 	"github.com/replaykit/replay/compare"
 	"github.com/replaykit/replay/pipeline"
 	"github.com/replaykit/replay/sinks"
@@ -40,6 +41,9 @@ type Config struct {
 	// Compare configures `replay compare`: normalization rules, memory
 	// budget, report path and the match-rate gate.
 	Compare compare.Config `yaml:"compare"`
+	// Admin configures the admin HTTP server (health, readiness, metrics,
+	// status); off unless admin.listen is set.
+	Admin admin.Config `yaml:"admin"`
 	// Log sets the process log.
 	Log Log `yaml:"log"`
 }
@@ -68,6 +72,7 @@ func Default() Config {
 		Pipeline: pipeline.DefaultConfig(),
 		Sink:     sinks.DefaultIcebergConfig(),
 		Compare:  compare.DefaultConfig(),
+		Admin:    admin.Config{},
 		Log:      Log{Level: "info", Format: "text"},
 	}
 }
@@ -165,6 +170,7 @@ func (c *Config) Validate() error {
 	add("", c.Pipeline.Validate())
 	add("sink.", c.Sink.Validate())
 	add("compare.", c.Compare.Validate())
+	add("admin.", c.Admin.Validate())
 	if _, err := ParseLevel(c.Log.Level); err != nil {
 		problems = append(problems, "log.level: "+err.Error())
 	}
@@ -202,6 +208,9 @@ func (c *Config) Marshal() ([]byte, error) {
 	shown := *c
 	if shown.Source.Kafka.SASL.Password != "" {
 		shown.Source.Kafka.SASL.Password = "REDACTED"
+	}
+	if shown.Admin.Token != "" {
+		shown.Admin.Token = "REDACTED"
 	}
 	if len(c.Sink.Catalog.Properties) > 0 {
 		shown.Sink.Catalog.Properties = map[string]string{}

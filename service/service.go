@@ -3,15 +3,24 @@
 // closes everything in order, logging each step. cmd/replay and the demo both
 // run replay through it, so the demo exercises exactly what production runs.
 //
-// It holds wiring only; behaviour lives in sources, pipeline and sinks.
+// When admin.listen is set it also runs the admin HTTP server (package
+// admin) for the life of the run: started before the pipeline, stopped after
+// it.
+//
+// It holds wiring only; behaviour lives in sources, pipeline, sinks and admin.
 package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
+	"github.com/sourcegraph/conc"
+
+	"github.com/replaykit/replay/admin"
 	"github.com/replaykit/replay/config"
 	"github.com/replaykit/replay/pipeline"
 	"github.com/replaykit/replay/schemas"
@@ -61,14 +70,24 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Result, 
 	if k, ok := src.(*sources.Kafka); ok {
 		wireGroupHooks(k, p, sink, logger)
 	}
+	var running atomic.Bool
+	stopAdmin, err := startAdmin(ctx, cfg, p, &running, started, logger)
+	if err != nil {
+		src.Close()
+		_ = sink.Close()
+		return nil, err
+	}
 	logger.Info("replay run starting", "run_id", cfg.RunID, "source", cfg.Source.Type, "target", cfg.Pipeline.Replay.Target,
 		"catalog", cfg.Sink.Catalog.Type, "namespace", cfg.Sink.Namespace)
+	running.Store(true)
 	runErr := p.Run(ctx)
+	running.Store(false)
 
 	t := time.Now()
 	src.Close()
 	logger.Info("source closed", "took", time.Since(t).Round(time.Millisecond))
 	stats := p.Stats()
+	stopAdmin()
 	if runErr != nil {
 		_ = sink.Close()
 		return &Result{Stats: stats}, runErr
@@ -76,6 +95,50 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Result, 
 	logger.Info("replay run finished", "run_id", cfg.RunID, "took", time.Since(started).Round(time.Millisecond),
 		"consumed", stats.Consumed, "replayed", stats.Replayed, "dead_lettered", stats.DeadLettered)
 	return &Result{Stats: stats, Sink: sink}, nil
+}
+
+// startAdmin starts the admin server when cfg.Admin.Listen is set and
+// returns once it listens; a bind failure is returned. The server outlives
+// ctx (it keeps answering while the pipeline drains after a signal) until
+// stop, called after the pipeline stopped, shuts it down and waits for it.
+// It is ready while running is true: the pipeline has started and not yet
+// stopped.
+func startAdmin(ctx context.Context, cfg config.Config, p *pipeline.Pipeline, running *atomic.Bool,
+	startedAt time.Time, logger *slog.Logger) (stop func(), err error) {
+	if !cfg.Admin.Enabled() {
+		return func() {}, nil
+	}
+	srv := admin.New(cfg.Admin, admin.Deps{
+		Stats: p,
+		Readiness: admin.ReadinessFunc(func(context.Context) error {
+			if !running.Load() {
+				return errors.New("the replay pipeline is not running")
+			}
+			return nil
+		}),
+		RunID:     cfg.RunID,
+		Target:    cfg.Pipeline.Replay.Target,
+		StartedAt: startedAt,
+	}, logger)
+	adminCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	var wg conc.WaitGroup
+	wg.Go(func() { done <- srv.Run(adminCtx) })
+	select {
+	case <-srv.Started():
+	case err := <-done:
+		cancel()
+		wg.Wait()
+		return nil, err
+	}
+	return func() {
+		cancel()
+		wg.Wait()
+		if err := <-done; err != nil {
+			// The run's outcome does not depend on the admin server.
+			logger.Warn("admin server failed", "run_id", cfg.RunID, "err", err)
+		}
+	}, nil
 }
 
 // wireGroupHooks makes partition moves exactly-once: an assigned partition
