@@ -134,7 +134,9 @@ func TestKafkaSetRevokeOnRebalance(t *testing.T) {
 
 	cfg := testConfig(addr, group, topic)
 	cfg.StopAtEnd = false
-	cfg.MaxPollRecords = 5
+	// One record per poll: a reads slowly while its client fetches ahead,
+	// so most records are buffered when b joins.
+	cfg.MaxPollRecords = 1
 	a := newKafka(t, ctx, cfg)
 
 	var (
