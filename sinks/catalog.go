@@ -113,7 +113,7 @@ type CommitRetryConfig struct {
 
 // DefaultIcebergConfig returns the embedded default: a SQLite catalog and a
 // local warehouse under ./replay-data, namespace replay, flushes every
-// 10,000 rows, 64 MiB or 5 s, zstd data files, 10 commit attempts per
+// 10,000 rows, 64 MiB or 5 s, zstd data files, 20 commit attempts per
 // table with backoff from 100 ms to 5 s.
 func DefaultIcebergConfig() IcebergConfig {
 	return IcebergConfig{
@@ -126,7 +126,7 @@ func DefaultIcebergConfig() IcebergConfig {
 		Namespace:   "replay",
 		Flush:       FlushConfig{Rows: 10_000, Bytes: 64 << 20, Interval: 5 * time.Second},
 		Compression: "zstd",
-		CommitRetry: CommitRetryConfig{Attempts: 10, MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second},
+		CommitRetry: CommitRetryConfig{Attempts: 20, MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second},
 	}
 }
 
