@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
-	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -119,7 +118,7 @@ func (m *mismatchWriter) add(o *outcome) error {
 	m.endpoint.Append(o.endpoint)
 	appendStatus(m.prodStatus, p.status)
 	appendStatus(m.replayStatus, r.status)
-	appendOptString(m.errKind, r.errKind)
+	schemas.AppendOptString(m.errKind, r.errKind)
 	if len(res.Patch) == 0 {
 		m.patch.AppendNull()
 	} else {
@@ -131,14 +130,14 @@ func (m *mismatchWriter) add(o *outcome) error {
 		values.Append(path)
 		n += int64(len(path)) + 4
 	}
-	n += appendBinary(m.prodBody, res.Production)
-	n += appendBinary(m.replayBody, res.Replay)
-	n += appendBinary(m.prodRaw, p.body)
-	n += appendBinary(m.replayRaw, r.body)
-	n += appendStringMap(m.prodLineage, p.lineage)
-	n += appendStringMap(m.replayLineage, r.lineage)
+	n += schemas.AppendBinary(m.prodBody, res.Production)
+	n += schemas.AppendBinary(m.replayBody, res.Replay)
+	n += schemas.AppendBinary(m.prodRaw, p.body)
+	n += schemas.AppendBinary(m.replayRaw, r.body)
+	n += schemas.AppendStringMap(m.prodLineage, p.lineage)
+	n += schemas.AppendStringMap(m.replayLineage, r.lineage)
 	m.comparedAtCol.Append(m.comparedAt)
-	appendOptString(m.bodyMode, res.BodyMode)
+	schemas.AppendOptString(m.bodyMode, res.BodyMode)
 	m.rows++
 	m.total++
 	m.bytes += n + int64(len(p.cid)+len(o.endpoint)+len(res.Patch))
@@ -156,45 +155,6 @@ func appendStatus(b *array.Int32Builder, status int) {
 		return
 	}
 	b.Append(int32(status))
-}
-
-func appendOptString(b *array.StringBuilder, s string) {
-	if s == "" {
-		b.AppendNull()
-
-		return
-	}
-	b.Append(s)
-}
-
-func appendBinary(b *array.BinaryBuilder, v []byte) int64 {
-	if v == nil {
-		b.AppendNull()
-
-		return 0
-	}
-	b.Append(v)
-
-	return int64(len(v))
-}
-
-func appendStringMap(b *array.MapBuilder, m map[string]string) int64 {
-	if m == nil {
-		b.AppendNull()
-
-		return 0
-	}
-	b.Append(true)
-	keys := b.KeyBuilder().(*array.StringBuilder)
-	values := b.ItemBuilder().(*array.StringBuilder)
-	var n int64
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		keys.Append(k)
-		values.Append(m[k])
-		n += int64(len(k)+len(m[k])) + 8
-	}
-
-	return n
 }
 
 // flush writes the rows built so far as one batch.

@@ -180,7 +180,7 @@ func (c response) append(resp *Response) int64 {
 	c.status.Append(int32(resp.Status))
 	c.latency.Append(resp.LatencyMS)
 
-	return appendHeaders(c.headers, resp.Headers) + appendBinary(c.body, resp.Body)
+	return appendHeaders(c.headers, resp.Headers) + AppendBinary(c.body, resp.Body)
 }
 
 func timestamp(t time.Time) arrow.Timestamp { return arrow.Timestamp(t.UnixMicro()) }
@@ -203,8 +203,10 @@ func appendString(b *array.StringBuilder, s string) int64 {
 	return int64(len(s))
 }
 
-// appendOptString writes "" as null.
-func appendOptString(b *array.StringBuilder, s string) int64 {
+// AppendOptString appends s, or null for "", and returns the bytes added.
+// The Append* helpers are shared by every row builder of replay's tables,
+// the comparison tables included.
+func AppendOptString(b *array.StringBuilder, s string) int64 {
 	if s == "" {
 		b.AppendNull()
 
@@ -215,7 +217,8 @@ func appendOptString(b *array.StringBuilder, s string) int64 {
 	return int64(len(s))
 }
 
-func appendBinary(b *array.BinaryBuilder, v []byte) int64 {
+// AppendBinary appends v, or null for nil, and returns the bytes added.
+func AppendBinary(b *array.BinaryBuilder, v []byte) int64 {
 	if v == nil {
 		b.AppendNull()
 
@@ -250,7 +253,9 @@ func appendHeaders(b *array.MapBuilder, h map[string][]string) int64 {
 	return n
 }
 
-func appendStringMap(b *array.MapBuilder, m map[string]string) int64 {
+// AppendStringMap appends m with sorted keys, or null for nil, and returns
+// the approximate bytes added.
+func AppendStringMap(b *array.MapBuilder, m map[string]string) int64 {
 	if m == nil {
 		b.AppendNull()
 
@@ -334,10 +339,10 @@ func (b *ProductionBuilder) Append(row *ProductionRow) error {
 	n += appendString(b.path, x.Request.Path)
 	n += appendString(b.query, x.Request.Query)
 	n += appendHeaders(b.reqHeaders, x.Request.Headers)
-	n += appendBinary(b.reqBody, x.Request.Body)
+	n += AppendBinary(b.reqBody, x.Request.Body)
 	n += b.resp.append(x.Response)
-	n += appendStringMap(b.lineage, x.Lineage)
-	n += appendStringMap(b.attributes, x.Attributes)
+	n += AppendStringMap(b.lineage, x.Lineage)
+	n += AppendStringMap(b.attributes, x.Attributes)
 	b.rows++
 	b.bytes += n
 
@@ -402,12 +407,12 @@ func (b *ReplayBuilder) Append(row *ReplayRow) error {
 	n += appendString(b.path, row.Request.Path)
 	n += appendString(b.query, row.Request.Query)
 	n += appendHeaders(b.reqHeaders, row.Request.Headers)
-	n += appendBinary(b.reqBody, row.Request.Body)
+	n += AppendBinary(b.reqBody, row.Request.Body)
 	n += b.resp.append(row.Response)
-	n += appendOptString(b.errorKind, row.ErrorKind)
-	n += appendOptString(b.errorMessage, row.ErrorMessage)
+	n += AppendOptString(b.errorKind, row.ErrorKind)
+	n += AppendOptString(b.errorMessage, row.ErrorMessage)
 	b.attempts.Append(int32(row.Attempts))
-	n += appendStringMap(b.lineage, row.Lineage)
+	n += AppendStringMap(b.lineage, row.Lineage)
 	b.rows++
 	b.bytes += n
 
@@ -458,8 +463,8 @@ func (b *DeadLetterBuilder) Append(row *DeadLetterRow) error {
 	appendTime(b.capturedAt, captured)
 	appendOptTime(b.receivedAt, row.ReceivedAt)
 	n += b.source.append(row.Source)
-	n += appendBinary(b.key, row.Key)
-	n += appendBinary(b.raw, row.Raw)
+	n += AppendBinary(b.key, row.Key)
+	n += AppendBinary(b.raw, row.Raw)
 	n += appendString(b.reason, row.Reason)
 	n += appendString(b.err, row.Error)
 	b.rows++

@@ -1,7 +1,6 @@
 package schemas
 
 import (
-	"fmt"
 	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -90,18 +89,7 @@ var comparisonSortColumn = map[string]int{
 	TableComparisonMismatches: fieldCorrelationID,
 }
 
-var comparisonArrowSchemas = func() map[string]*arrow.Schema {
-	out := make(map[string]*arrow.Schema, len(comparisonSchemaFuncs))
-	for name, f := range comparisonSchemaFuncs {
-		sc, err := table.SchemaToArrowSchema(f(), nil, true, false)
-		if err != nil {
-			panic(fmt.Sprintf("schemas: derive the Arrow schema of %s: %v", name, err))
-		}
-		out[name] = sc
-	}
-
-	return out
-}()
+var comparisonArrowSchemas = deriveArrowSchemas(comparisonSchemaFuncs)
 
 // IsComparisonTable reports whether name is one of the comparison tables.
 func IsComparisonTable(name string) bool {
@@ -133,15 +121,7 @@ func ComparisonPartitionSpec(name string) *iceberg.PartitionSpec {
 	if sc == nil {
 		return nil
 	}
-	runIDField := 1000
-	spec, err := iceberg.NewPartitionSpecOpts(
-		iceberg.AddPartitionFieldBySourceID(fieldRunID, "run_id", iceberg.IdentityTransform{}, sc, &runIDField),
-	)
-	if err != nil {
-		panic(fmt.Sprintf("schemas: partition spec of %s: %v", name, err))
-	}
-
-	return &spec
+	return partitionSpec(name, sc, false)
 }
 
 // ComparisonSortOrder returns the sort order of the named comparison table:
@@ -152,15 +132,5 @@ func ComparisonSortOrder(name string) table.SortOrder {
 	if !ok {
 		return table.UnsortedSortOrder
 	}
-	order, err := table.NewSortOrder(1, []table.SortField{{
-		SourceIDs: []int{id},
-		Transform: iceberg.IdentityTransform{},
-		Direction: table.SortASC,
-		NullOrder: table.NullsFirst,
-	}})
-	if err != nil {
-		panic(fmt.Sprintf("schemas: sort order of %s: %v", name, err))
-	}
-
-	return order
+	return ascendingBy(name, id)
 }

@@ -159,9 +159,12 @@ var schemaFuncs = map[string]func() *iceberg.Schema{
 
 // arrowSchemas are derived once from the Iceberg schemas, with field IDs in
 // the field metadata (PARQUET:field_id) so iceberg-go maps columns by ID.
-var arrowSchemas = func() map[string]*arrow.Schema {
-	out := make(map[string]*arrow.Schema, len(schemaFuncs))
-	for name, f := range schemaFuncs {
+var arrowSchemas = deriveArrowSchemas(schemaFuncs)
+
+// deriveArrowSchemas derives the Arrow schema of every table in funcs, once.
+func deriveArrowSchemas(funcs map[string]func() *iceberg.Schema) map[string]*arrow.Schema {
+	out := make(map[string]*arrow.Schema, len(funcs))
+	for name, f := range funcs {
 		sc, err := table.SchemaToArrowSchema(f(), nil, true, false)
 		if err != nil {
 			panic(fmt.Sprintf("schemas: derive the Arrow schema of %s: %v", name, err))
@@ -170,7 +173,7 @@ var arrowSchemas = func() map[string]*arrow.Schema {
 	}
 
 	return out
-}()
+}
 
 // IcebergSchema returns the Iceberg schema of the named table, or nil for a
 // name that is not one of the Table constants. Each call returns a new
@@ -199,12 +202,20 @@ func PartitionSpec(name string) *iceberg.PartitionSpec {
 	if sc == nil {
 		return nil
 	}
-	// Partition field IDs start at 1000, as iceberg-go assigns them.
+	return partitionSpec(name, sc, true)
+}
+
+// partitionSpec is identity(run_id), plus day(captured_at) when byDay.
+// Partition field IDs start at 1000, as iceberg-go assigns them.
+func partitionSpec(name string, sc *iceberg.Schema, byDay bool) *iceberg.PartitionSpec {
 	runIDField, dayField := 1000, 1001
-	spec, err := iceberg.NewPartitionSpecOpts(
+	opts := []iceberg.PartitionOption{
 		iceberg.AddPartitionFieldBySourceID(fieldRunID, "run_id", iceberg.IdentityTransform{}, sc, &runIDField),
-		iceberg.AddPartitionFieldBySourceID(fieldCapturedAt, "captured_at_day", iceberg.DayTransform{}, sc, &dayField),
-	)
+	}
+	if byDay {
+		opts = append(opts, iceberg.AddPartitionFieldBySourceID(fieldCapturedAt, "captured_at_day", iceberg.DayTransform{}, sc, &dayField))
+	}
+	spec, err := iceberg.NewPartitionSpecOpts(opts...)
 	if err != nil {
 		panic(fmt.Sprintf("schemas: partition spec of %s: %v", name, err))
 	}
@@ -219,8 +230,14 @@ func SortOrder(name string) table.SortOrder {
 	if _, ok := schemaFuncs[name]; !ok {
 		return table.UnsortedSortOrder
 	}
+
+	return ascendingBy(name, fieldCorrelationID)
+}
+
+// ascendingBy sorts a table by one column, ascending, nulls first.
+func ascendingBy(name string, fieldID int) table.SortOrder {
 	order, err := table.NewSortOrder(1, []table.SortField{{
-		SourceIDs: []int{fieldCorrelationID},
+		SourceIDs: []int{fieldID},
 		Transform: iceberg.IdentityTransform{},
 		Direction: table.SortASC,
 		NullOrder: table.NullsFirst,

@@ -38,15 +38,10 @@ const scanBatchRows = 8192
 // with that error. Columns are returned as string and binary (not large or
 // view types), timestamps as timestamp[us, UTC].
 func (s *Iceberg) ScanRunBatches(ctx context.Context, tableName, runID string, columns ...string) (iter.Seq2[arrow.RecordBatch, error], error) {
-	tbl, full, err := s.loadReadTable(ctx, tableName)
+	scan, full, err := s.runScan(ctx, tableName, runID, columns, table.WithArrowBatchSize(scanBatchRows))
 	if err != nil {
 		return nil, err
 	}
-	scan := tbl.Scan(
-		table.WithRowFilter(iceberg.EqualTo(iceberg.Reference("run_id"), runID)),
-		table.WithSelectedFields(columns...),
-		table.WithArrowBatchSize(scanBatchRows),
-	)
 	_, recs, err := scan.ToArrowRecords(compute.WithAllocator(ctx, s.mem))
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("scan run %q of %s: %w", runID, full, err), scan.Close())
@@ -96,6 +91,22 @@ func (s *Iceberg) RunSize(ctx context.Context, tableName, runID string) (RunSize
 	}
 
 	return out, nil
+}
+
+// runScan plans a scan of one run of the named table (replay's or a
+// comparison table) with the given columns (all when none). The caller
+// closes the scan.
+func (s *Iceberg) runScan(ctx context.Context, tableName, runID string, columns []string, opts ...table.ScanOption) (*table.Scan, string, error) {
+	tbl, full, err := s.loadReadTable(ctx, tableName)
+	if err != nil {
+		return nil, "", err
+	}
+	opts = append([]table.ScanOption{
+		table.WithRowFilter(iceberg.EqualTo(iceberg.Reference("run_id"), runID)),
+		table.WithSelectedFields(columns...),
+	}, opts...)
+
+	return tbl.Scan(opts...), full, nil
 }
 
 // QualifiedName returns the named table with its namespace: replay.comparison_summary.

@@ -984,17 +984,14 @@ func formatOffsets(o schemas.Offsets) string {
 // tables or a comparison table), with the given columns (all when none). The
 // caller releases the table.
 func (s *Iceberg) ScanRun(ctx context.Context, tableName, runID string, columns ...string) (arrow.Table, error) {
-	tbl, _, err := s.loadReadTable(ctx, tableName)
+	scan, full, err := s.runScan(ctx, tableName, runID, columns)
 	if err != nil {
 		return nil, err
 	}
-	scan := tbl.Scan(
-		table.WithRowFilter(iceberg.EqualTo(iceberg.Reference("run_id"), runID)),
-		table.WithSelectedFields(columns...),
-	)
+	defer scan.Close()
 	out, err := scan.ToArrowTable(compute.WithAllocator(ctx, s.mem))
 	if err != nil {
-		return nil, fmt.Errorf("scan run %q of %s: %w", runID, strings.Join(tbl.Identifier(), "."), err)
+		return nil, fmt.Errorf("scan run %q of %s: %w", runID, full, err)
 	}
 
 	return out, nil
@@ -1003,22 +1000,19 @@ func (s *Iceberg) ScanRun(ctx context.Context, tableName, runID string, columns 
 // CountRows returns the number of rows of one run in the named table. It
 // reads only the run_id column.
 func (s *Iceberg) CountRows(ctx context.Context, tableName, runID string) (int64, error) {
-	tbl, err := s.loadTable(ctx, tableName)
+	scan, full, err := s.runScan(ctx, tableName, runID, []string{"run_id"})
 	if err != nil {
 		return 0, err
 	}
-	scan := tbl.Scan(
-		table.WithRowFilter(iceberg.EqualTo(iceberg.Reference("run_id"), runID)),
-		table.WithSelectedFields("run_id"),
-	)
+	defer scan.Close()
 	_, recs, err := scan.ToArrowRecords(compute.WithAllocator(ctx, s.mem))
 	if err != nil {
-		return 0, fmt.Errorf("count rows of run %q in %s: %w", runID, strings.Join(tbl.Identifier(), "."), err)
+		return 0, fmt.Errorf("count rows of run %q in %s: %w", runID, full, err)
 	}
 	var n int64
 	for rec, err := range recs {
 		if err != nil {
-			return 0, fmt.Errorf("count rows of run %q in %s: %w", runID, strings.Join(tbl.Identifier(), "."), err)
+			return 0, fmt.Errorf("count rows of run %q in %s: %w", runID, full, err)
 		}
 		n += rec.NumRows()
 		rec.Release()
