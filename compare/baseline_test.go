@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
@@ -219,22 +218,7 @@ func TestBaselineSpilledJoinGivesTheSameResult(t *testing.T) {
 			cfg.Partitions = c.partitions
 			spilled := runWith(t, s, cfg, opts)
 			spillRows := readMismatches(t, s, "cand")
-			if !spilled.Spilled {
-				t.Fatal("the run did not spill")
-			}
-			if a, b := stable(inMemory), stable(spilled); !reflect.DeepEqual(a, b) {
-				t.Errorf("summaries differ:\n in memory %+v\n spilled   %+v", a, b)
-			}
-			if len(memRows) != len(spillRows) {
-				t.Fatalf("mismatch rows: %d in memory, %d spilled", len(memRows), len(spillRows))
-			}
-			for id, a := range memRows {
-				b := spillRows[id]
-				a.comparedAt, b.comparedAt = time.Time{}, time.Time{}
-				if !reflect.DeepEqual(a, b) {
-					t.Errorf("%s differs:\n in memory %+v\n spilled   %+v", id, a, b)
-				}
-			}
+			assertSameResults(t, inMemory, spilled, memRows, spillRows)
 		})
 	}
 }

@@ -611,6 +611,28 @@ func TestRerunReplacesTheRunsRows(t *testing.T) {
 }
 
 // stable drops what differs between two runs of the same input.
+// assertSameResults checks a spilled run against the in-memory run of the
+// same input: the same summary and the same mismatch rows.
+func assertSameResults(t *testing.T, inMemory, spilled *compare.Summary, memRows, spillRows map[string]mismatchRow) {
+	t.Helper()
+	if !spilled.Spilled {
+		t.Fatal("the run did not spill")
+	}
+	if a, b := stable(inMemory), stable(spilled); !reflect.DeepEqual(a, b) {
+		t.Errorf("summaries differ:\n in memory %+v\n spilled   %+v", a, b)
+	}
+	if len(memRows) != len(spillRows) {
+		t.Fatalf("mismatch rows: %d in memory, %d spilled", len(memRows), len(spillRows))
+	}
+	for id, a := range memRows {
+		b := spillRows[id]
+		a.comparedAt, b.comparedAt = time.Time{}, time.Time{}
+		if !reflect.DeepEqual(a, b) {
+			t.Errorf("%s differs:\n in memory %+v\n spilled   %+v", id, a, b)
+		}
+	}
+}
+
 func stable(s *compare.Summary) compare.Summary {
 	c := *s
 	c.ComparedAt, c.Duration, c.Spilled = time.Time{}, 0, false
@@ -643,22 +665,7 @@ func TestSpilledJoinGivesTheSameResult(t *testing.T) {
 			cfg.Partitions = c.partitions
 			spilled := run(t, s, cfg, "r1") // checks the spill dir is empty afterwards
 			spillRows := readMismatches(t, s, "r1")
-			if !spilled.Spilled {
-				t.Fatal("the run did not spill")
-			}
-			if a, b := stable(inMemory), stable(spilled); !reflect.DeepEqual(a, b) {
-				t.Errorf("summaries differ:\n in memory %+v\n spilled   %+v", a, b)
-			}
-			if len(memRows) != len(spillRows) {
-				t.Fatalf("mismatch rows: %d in memory, %d spilled", len(memRows), len(spillRows))
-			}
-			for id, a := range memRows {
-				b := spillRows[id]
-				a.comparedAt, b.comparedAt = time.Time{}, time.Time{}
-				if !reflect.DeepEqual(a, b) {
-					t.Errorf("%s differs:\n in memory %+v\n spilled   %+v", id, a, b)
-				}
-			}
+			assertSameResults(t, inMemory, spilled, memRows, spillRows)
 		})
 	}
 }

@@ -78,16 +78,7 @@ func (s *genSource) Commit(_ context.Context, o schemas.Offsets) error {
 func (s *genSource) committed() schemas.Offsets {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := schemas.Offsets{}
-	for _, c := range s.commits {
-		for tp, off := range c {
-			if off < out[tp] {
-				panic(fmt.Sprintf("offset of %v went back from %d to %d", tp, out[tp], off))
-			}
-			out[tp] = off
-		}
-	}
-	return out
+	return mergeCommits(s.commits)
 }
 
 // countingSink checks that each partition's results arrive contiguous from

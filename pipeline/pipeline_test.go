@@ -85,8 +85,14 @@ var errCommit = errors.New("rebalance in progress")
 func (s *memSource) committed() schemas.Offsets {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return mergeCommits(s.commits)
+}
+
+// mergeCommits merges Commit calls in order, panicking if an offset ever
+// went back.
+func mergeCommits(commits []schemas.Offsets) schemas.Offsets {
 	out := schemas.Offsets{}
-	for _, c := range s.commits {
+	for _, c := range commits {
 		for tp, off := range c {
 			if off < out[tp] {
 				panic(fmt.Sprintf("offset of %v went back from %d to %d", tp, out[tp], off))
