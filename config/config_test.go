@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +11,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 )
+
+var update = flag.Bool("update", false, "copy testdata/configs/replay.example.yaml into README.md")
 
 func write(t *testing.T, s string) string {
 	t.Helper()
@@ -191,7 +194,21 @@ func TestExampleDocumentsEveryField(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(readme), "```yaml\n"+string(raw)+"```") {
-		t.Error("README.md's configuration block is not testdata/configs/replay.example.yaml verbatim; copy it over")
+	if strings.Contains(string(readme), "```yaml\n"+string(raw)+"```") {
+		return
 	}
+	if *update {
+		// The configuration block is the first yaml block of the README.
+		start := strings.Index(string(readme), "```yaml\n")
+		end := strings.Index(string(readme)[start+8:], "```")
+		if start < 0 || end < 0 {
+			t.Fatal("README.md has no yaml block to update")
+		}
+		out := string(readme)[:start] + "```yaml\n" + string(raw) + string(readme)[start+8+end:]
+		if err := os.WriteFile("../README.md", []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Error("README.md's configuration block is not testdata/configs/replay.example.yaml verbatim; run: go test ./config -run TestExampleDocumentsEveryField -update")
 }

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -10,7 +11,6 @@ import (
 	"regexp"
 	"regexp/syntax"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 )
@@ -35,6 +35,13 @@ type Config struct {
 	// target. They are applied in order, each to the result of the one
 	// before; every rule has exactly one of path, query or header.
 	Rewrite []RewriteRule `yaml:"rewrite"`
+
+	// Dial replays a sticky share of the traffic.
+	Dial DialConfig `yaml:"dial"`
+
+	// Amplify replays some records more than once (evacuation
+	// multipliers).
+	Amplify AmplifyConfig `yaml:"amplify"`
 
 	// Replay says where and how fast requests are sent.
 	Replay ReplayConfig `yaml:"replay"`
@@ -172,6 +179,25 @@ type ReplayConfig struct {
 	// Burst is how many requests may start at once when Rate is set; 0
 	// means max(1, workers). Default 0.
 	Burst int `yaml:"burst"`
+	// Mode is how replays are paced: "rate" (default: at most Rate per
+	// second, Rate 0 = unlimited), "pace" (the captured inter-arrival gaps
+	// of captured_at divided by Pace, so production's bursts are bursts in
+	// the replay), "ramp" (the stages of Ramp in turn, then the last one
+	// held) or "max" (as fast as the workers allow). Changeable live
+	// through the control API.
+	Mode string `yaml:"mode"`
+	// Pace is the multiple of the captured pace in pace mode: 1 replays as
+	// captured, 2 twice as fast, 0.5 half as fast. Default 1.
+	Pace float64 `yaml:"pace"`
+	// Ramp lists the stages of ramp mode, each a rate or a pace held for a
+	// duration: [{rate: 100, duration: 2m}, {rate: 500, duration: 5m},
+	// {pace: 2, duration: 10m}]. Default: none.
+	Ramp []RampStage `yaml:"ramp"`
+	// Guardrails step the ramp back or pause replaying when the target's
+	// error rate or p99 latency crosses a limit.
+	Guardrails GuardrailConfig `yaml:"guardrails"`
+	// Ordering keeps the requests of one key in log order.
+	Ordering OrderingConfig `yaml:"ordering"`
 	// ConnectTimeout bounds the TCP connect and the TLS handshake. Default
 	// 2s.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
@@ -242,6 +268,89 @@ type BreakerConfig struct {
 	ProbeInterval time.Duration `yaml:"probe_interval"`
 }
 
+// Guardrail actions (GuardrailConfig.Action).
+const (
+	GuardrailStepBack = "step_back"
+	GuardrailPause    = "pause"
+)
+
+// GuardrailConfig sets the limits the target must stay within. Over a
+// sliding Window of finished replays, when the error rate (connection
+// failures and 5xx responses over all replays) or the p99 latency crosses
+// its limit, the guardrail trips: with Action step_back a ramp goes back
+// to its previous stage and holds there (in any other mode, or at the
+// first stage, replaying pauses); with Action pause replaying pauses. It
+// is logged, counted in metrics and shown in /v1/status. A tripped
+// guardrail lifts when an operator resumes (PUT /v1/control
+// {"paused": false}, `replay ctl resume`) or, when Cooldown is set, after
+// Cooldown. Both limits 0 (the default) turn guardrails off.
+type GuardrailConfig struct {
+	// MaxErrorRate is the highest acceptable share of failed replays, 0 to
+	// 1; 0 = no limit.
+	MaxErrorRate float64 `yaml:"max_error_rate"`
+	// MaxP99 is the highest acceptable p99 replay latency; 0 = no limit.
+	MaxP99 time.Duration `yaml:"max_p99"`
+	// Window is the sliding window the rates are measured over. Default
+	// 30s.
+	Window time.Duration `yaml:"window"`
+	// MinRequests is how many replays the window must hold before a limit
+	// is judged, so a handful of requests cannot trip it. Default 20.
+	MinRequests int `yaml:"min_requests"`
+	// Action is step_back (default) or pause.
+	Action string `yaml:"action"`
+	// Cooldown, when set, lifts a tripped guardrail by itself after this
+	// long; 0 (default) waits for an operator.
+	Cooldown time.Duration `yaml:"cooldown"`
+}
+
+// Ordering modes (OrderingConfig.Mode).
+const (
+	OrderingNone = "none"
+	OrderingKey  = "key"
+)
+
+// OrderingConfig keeps a stateful service's requests in order: with Mode
+// "key", requests with the same Key are replayed one at a time, in log
+// order, while different keys run in parallel. Records without the key
+// are not ordered.
+type OrderingConfig struct {
+	// Mode is none (default) or key.
+	Mode string `yaml:"mode"`
+	// Key is the key expression: correlation_id, attribute:NAME,
+	// header:NAME or query:NAME.
+	Key string `yaml:"key"`
+}
+
+// DialConfig is the sticky dial: replay only the records whose key falls
+// in the first Percent of a consistent hash space. The same key is always
+// in or always out, and raising Percent only adds keys. Records dialed
+// out still get their production row.
+type DialConfig struct {
+	// Key is the key expression hashed: correlation_id (default),
+	// attribute:NAME, header:NAME or query:NAME. A record without the key
+	// hashes the empty string.
+	Key string `yaml:"key"`
+	// Percent is the share of keys replayed, 0 to 100. Changeable live.
+	// Default 100.
+	Percent float64 `yaml:"percent"`
+}
+
+// AmplifyConfig are evacuation multipliers: a record whose Key has value
+// v is replayed Factors[v] times (Default when v is not listed). A factor
+// f is replayed floor(f) or ceil(f) times, chosen by a hash of the
+// correlation ID so the same record always gets the same count; copies
+// after the first get correlation IDs <id>#2, <id>#3, … and are marked as
+// amplified in replay_responses. Changeable live.
+type AmplifyConfig struct {
+	// Key is the key expression whose value picks the factor, e.g.
+	// attribute:device_type; empty (default) turns amplification off.
+	Key string `yaml:"key"`
+	// Factors maps a key value to its factor (≥ 1).
+	Factors map[string]float64 `yaml:"factors"`
+	// Default is the factor of values not in Factors (≥ 1). Default 1.
+	Default float64 `yaml:"default"`
+}
+
 // LimitsConfig holds the runtime's memory budgets.
 type LimitsConfig struct {
 	// MaxInFlight is the most records polled but not yet handed to the
@@ -281,8 +390,14 @@ func DefaultConfig() Config {
 				MaxBackoff: 2 * time.Second,
 				Methods:    []string{http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodPut, http.MethodDelete},
 			},
-			Breaker: BreakerConfig{Errors: 50, ProbeInterval: 5 * time.Second},
+			Breaker:    BreakerConfig{Errors: 50, ProbeInterval: 5 * time.Second},
+			Mode:       ModeRate,
+			Pace:       1,
+			Guardrails: GuardrailConfig{Window: 30 * time.Second, MinRequests: 20, Action: GuardrailStepBack},
+			Ordering:   OrderingConfig{Mode: OrderingNone},
 		},
+		Dial:          DialConfig{Key: KeyCorrelationID, Percent: 100},
+		Amplify:       AmplifyConfig{Default: 1},
 		Limits:        LimitsConfig{MaxInFlight: 4096},
 		RedactHeaders: []string{"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie"},
 		ShutdownGrace: 30 * time.Second,
@@ -317,6 +432,24 @@ type compiled struct {
 	burst           int
 	retryMethods    map[string]bool // upper case
 	productionHosts []hostPort
+	control         Control  // the initial live control
+	dialKey         keyExpr  // what the sticky dial hashes
+	amplifyKey      *keyExpr // nil: no amplification
+	orderKey        *keyExpr // nil: no per-key ordering
+}
+
+// configField names a control API field as it is spelled in the file.
+func configField(f string) string {
+	switch {
+	case f == "dial_percent":
+		return "dial.percent"
+	case f == "multiplier_default":
+		return "amplify.default"
+	case strings.HasPrefix(f, "multipliers."):
+		return "amplify.factors." + strings.TrimPrefix(f, "multipliers.")
+	default:
+		return "replay." + f
+	}
 }
 
 // compile validates the configuration and builds what the runtime needs,
@@ -327,6 +460,11 @@ func (c Config) compile() (*compiled, []error) {
 		errs = append(errs, &FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
 	}
 	out := &compiled{}
+	positive := func(field string, d time.Duration) {
+		if d <= 0 {
+			fail(field, "must be > 0, like 5s, got %v", d)
+		}
+	}
 
 	if c.Decode.MaxBodyBytes < 0 {
 		fail("decode.max_body_bytes", "must be ≥ 0 (0 = no limit), got %d", c.Decode.MaxBodyBytes)
@@ -467,20 +605,65 @@ func (c Config) compile() (*compiled, []error) {
 	if rc.Workers < 1 {
 		fail("replay.workers", "must be ≥ 1, got %d", rc.Workers)
 	}
-	if rc.Rate < 0 || math.IsNaN(rc.Rate) || math.IsInf(rc.Rate, 0) {
-		fail("replay.rate", "must be a number of requests per second ≥ 0 (0 = unlimited), got %v", rc.Rate)
-	}
 	switch {
 	case rc.Burst < 0:
 		fail("replay.burst", "must be ≥ 0 (0 = one per worker), got %d", rc.Burst)
+		out.burst = max(1, rc.Workers)
 	case rc.Burst == 0:
 		out.burst = max(1, rc.Workers)
 	default:
 		out.burst = rc.Burst
 	}
-	positive := func(field string, d time.Duration) {
-		if d <= 0 {
-			fail(field, "must be > 0, like 5s, got %v", d)
+	out.control = Control{
+		Mode: rc.Mode, Rate: rc.Rate, Burst: out.burst, Pace: rc.Pace, Ramp: rc.Ramp,
+		DialPercent: c.Dial.Percent, Multipliers: c.Amplify.Factors, MultiplierDefault: c.Amplify.Default,
+	}
+	for _, err := range validateControl(out.control) {
+		var fe *FieldError
+		if errors.As(err, &fe) {
+			errs = append(errs, &FieldError{Field: configField(fe.Field), Problem: fe.Problem})
+		}
+	}
+	g := rc.Guardrails
+	if g.MaxErrorRate < 0 || g.MaxErrorRate > 1 || math.IsNaN(g.MaxErrorRate) {
+		fail("replay.guardrails.max_error_rate", "must be a share from 0 to 1 (0 = no limit), got %v", g.MaxErrorRate)
+	}
+	if g.MaxP99 < 0 {
+		fail("replay.guardrails.max_p99", "must be ≥ 0 (0 = no limit), got %v", g.MaxP99)
+	}
+	positive("replay.guardrails.window", g.Window)
+	if g.MinRequests < 1 {
+		fail("replay.guardrails.min_requests", "must be ≥ 1, got %d", g.MinRequests)
+	}
+	if g.Action != GuardrailStepBack && g.Action != GuardrailPause {
+		fail("replay.guardrails.action", "must be step_back or pause, got %q", g.Action)
+	}
+	if g.Cooldown < 0 {
+		fail("replay.guardrails.cooldown", "must be ≥ 0 (0 = wait for an operator), got %v", g.Cooldown)
+	}
+	switch rc.Ordering.Mode {
+	case OrderingNone:
+	case OrderingKey:
+		k, err := parseKeyExpr(rc.Ordering.Key)
+		if err != nil {
+			fail("replay.ordering.key", "%v", err)
+		} else {
+			out.orderKey = &k
+		}
+	default:
+		fail("replay.ordering.mode", "must be none or key, got %q", rc.Ordering.Mode)
+	}
+	if k, err := parseKeyExpr(c.Dial.Key); err != nil {
+		fail("dial.key", "%v", err)
+	} else {
+		out.dialKey = k
+	}
+	if c.Amplify.Key != "" {
+		k, err := parseKeyExpr(c.Amplify.Key)
+		if err != nil {
+			fail("amplify.key", "%v", err)
+		} else {
+			out.amplifyKey = &k
 		}
 	}
 	positive("replay.connect_timeout", rc.ConnectTimeout)
@@ -602,13 +785,8 @@ func validToken(s string) bool {
 	return true
 }
 
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+func sortedKeys[V any](m map[string]V) []string {
+	return slices.Sorted(maps.Keys(m))
 }
 
 // expandEnv replaces every ${NAME} in s by the environment variable NAME,

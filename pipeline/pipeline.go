@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +35,8 @@ type Pipeline struct {
 	limiter    *rate.Limiter
 	breaker    *breaker
 	target     hostPort // where requests go, for the production check
+	control    *controller
+	observer   Observer // nil: nobody observes
 
 	stats    stats
 	inFlight atomic.Int64
@@ -82,6 +83,7 @@ func New(cfg Config, src Source, sink Sink, logger *slog.Logger) (*Pipeline, err
 		limiter:    rate.NewLimiter(rateLimit(cfg.Replay.Rate), c.burst),
 		breaker:    newBreaker(cfg.Replay.Breaker, logger, cfg.RunID),
 		target:     target,
+		control:    newController(c.control, logger, cfg.RunID),
 	}, nil
 }
 
@@ -92,15 +94,13 @@ func rateLimit(rps float64) rate.Limit {
 	return rate.Limit(rps)
 }
 
-// SetRate changes the replay rate (requests per second, 0 = unlimited)
-// while the pipeline runs; the burst stays as configured.
+// SetRate switches to rate mode at rps requests per second (0 =
+// unlimited) while the pipeline runs; the burst stays as it is. It is
+// UpdateControl with who "api".
 func (p *Pipeline) SetRate(rps float64) error {
-	if rps < 0 || math.IsNaN(rps) || math.IsInf(rps, 0) {
-		return fmt.Errorf("set replay rate: must be a number ≥ 0 (0 = unlimited), got %v", rps)
-	}
-	p.limiter.SetLimit(rateLimit(rps))
-	p.log.Info("replay rate changed", "run_id", p.cfg.RunID, "rate", rps)
-	return nil
+	mode := ModeRate
+	_, err := p.UpdateControl(ControlUpdate{Mode: &mode, Rate: &rps}, "api")
+	return err
 }
 
 // run is the state of one Run shared by its goroutines.

@@ -812,8 +812,8 @@ func TestRunOnce(t *testing.T) {
 	if err := p.SetRate(-1); err == nil {
 		t.Fatal("SetRate(-1) = nil, want an error")
 	}
-	if err := p.SetRate(10); err != nil || p.limiter.Limit() != 10 {
-		t.Fatalf("SetRate(10) = %v, limit %v", err, p.limiter.Limit())
+	if err := p.SetRate(10); err != nil || p.Control().Rate != 10 || p.Control().Mode != ModeRate {
+		t.Fatalf("SetRate(10) = %v, control %+v", err, p.Control())
 	}
 }
 
