@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/replaykit/replay/normalize"
 	"github.com/replaykit/replay/schemas"
 )
 
@@ -158,6 +159,27 @@ const (
 
 // SetObserver sets the observer of finished replays; call it before Run.
 func (p *Pipeline) SetObserver(o Observer) { p.observer = o }
+
+// defaultEndpoints names endpoints by the default path templating.
+var defaultEndpoints = func() *normalize.Normalizer {
+	n, err := normalize.Compile(normalize.Config{})
+	if err != nil {
+		panic("compile the default normalizer: " + err.Error())
+	}
+	return n
+}()
+
+// observe tells the observer, if any, about a finished replay.
+func (p *Pipeline) observe(x *schemas.Exchange, row *schemas.ReplayRow) {
+	if p.observer == nil {
+		return
+	}
+	p.observer.ObserveReplay(Observation{
+		Endpoint:   p.endpoints.Endpoint(x.Request.Method, x.Request.Path),
+		Production: x,
+		Replay:     row,
+	})
+}
 
 // validateControl returns the problems of c, naming fields as in the
 // control API (mode, rate, …).

@@ -15,6 +15,7 @@ import (
 	"github.com/sourcegraph/conc/pool"
 	"golang.org/x/time/rate"
 
+	"github.com/replaykit/replay/normalize"
 	"github.com/replaykit/replay/schemas"
 )
 
@@ -36,7 +37,8 @@ type Pipeline struct {
 	breaker    *breaker
 	target     hostPort // where requests go, for the production check
 	control    *controller
-	observer   Observer // nil: nobody observes
+	observer   Observer              // nil: nobody observes
+	endpoints  *normalize.Normalizer // names endpoints for observations
 
 	stats    stats
 	inFlight atomic.Int64
@@ -84,6 +86,7 @@ func New(cfg Config, src Source, sink Sink, logger *slog.Logger) (*Pipeline, err
 		breaker:    newBreaker(cfg.Replay.Breaker, logger, cfg.RunID),
 		target:     target,
 		control:    newController(c.control, logger, cfg.RunID),
+		endpoints:  defaultEndpoints,
 	}, nil
 }
 
@@ -487,6 +490,7 @@ func (p *Pipeline) work(ctx context.Context, r *run, t *ticket, x *schemas.Excha
 			p.stats.replayError(row.ErrorKind)
 		}
 		res.Replay = row
+		p.observe(x, row)
 		r.seq.complete(t, res)
 	})
 	if rec != nil {

@@ -51,6 +51,19 @@ type Stats struct {
 	// Committed is, per partition, the last offset committed to the source
 	// (the next offset to read).
 	Committed schemas.Offsets
+	// Live are the live comparison's counts by endpoint ("GET
+	// /users/{id}"), and LiveTotal their sum; nil and zero when live
+	// comparison is off.
+	Live      map[string]LiveCounts
+	LiveTotal LiveCounts
+}
+
+// LiveCounts are the live comparison's counts of compared pairs.
+type LiveCounts struct {
+	Compared   int64 // pairs compared: both sides have a response
+	Matched    int64
+	Mismatched int64
+	Lineage    int64 // lineage differs: excluded from the match rate
 }
 
 // TableRows counts rows per output table.
