@@ -102,6 +102,8 @@ type GuardrailStatus struct {
 	// ResumeAt is when a tripped guardrail lifts by itself (cool-down);
 	// zero when only an operator can lift it.
 	ResumeAt time.Time `json:"resume_at,omitzero"`
+	// Trips counts how often the guardrail tripped since start.
+	Trips int64 `json:"trips"`
 }
 
 // ControlStatus is Control plus what the pipeline derived from it.
@@ -337,5 +339,9 @@ func (p *Pipeline) UpdateControl(u ControlUpdate, who string) (ControlStatus, er
 	if _, err := p.control.update(u, who); err != nil {
 		return p.Control(), err
 	}
+	if u.Paused != nil && !*u.Paused {
+		p.guard.lift(who) // resuming also lifts a tripped guardrail
+	}
+	p.pacer.poke()
 	return p.Control(), nil
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/sourcegraph/conc"
 	"github.com/sourcegraph/conc/panics"
 	"github.com/sourcegraph/conc/pool"
-	"golang.org/x/time/rate"
 
 	"github.com/replaykit/replay/normalize"
 	"github.com/replaykit/replay/schemas"
@@ -33,7 +32,8 @@ type Pipeline struct {
 	selector   *selector
 	redactor   *redactor
 	replayer   *replayer
-	limiter    *rate.Limiter
+	pacer      *pacer
+	guard      *guardrail
 	breaker    *breaker
 	target     hostPort // where requests go, for the production check
 	control    *controller
@@ -72,7 +72,9 @@ func New(cfg Config, src Source, sink Sink, logger *slog.Logger) (*Pipeline, err
 		logger = slog.New(slog.DiscardHandler)
 	}
 	holder, _ := sink.(ReplayHolder)
-	return &Pipeline{
+	ctl := newController(c.control, logger, cfg.RunID)
+	guard := newGuardrail(cfg.Replay.Guardrails, logger, cfg.RunID)
+	p := &Pipeline{
 		cfg:        cfg,
 		src:        src,
 		sink:       sink,
@@ -82,19 +84,15 @@ func New(cfg Config, src Source, sink Sink, logger *slog.Logger) (*Pipeline, err
 		selector:   c.selector,
 		redactor:   c.redactor,
 		replayer:   newReplayer(cfg, c),
-		limiter:    rate.NewLimiter(rateLimit(cfg.Replay.Rate), c.burst),
 		breaker:    newBreaker(cfg.Replay.Breaker, logger, cfg.RunID),
 		target:     target,
-		control:    newController(c.control, logger, cfg.RunID),
+		control:    ctl,
+		guard:      guard,
+		pacer:      newPacer(ctl, guard, logger, cfg.RunID),
 		endpoints:  defaultEndpoints,
-	}, nil
-}
-
-func rateLimit(rps float64) rate.Limit {
-	if rps == 0 {
-		return rate.Inf
 	}
-	return rate.Limit(rps)
+	guard.onChange = p.pacer.poke
+	return p, nil
 }
 
 // SetRate switches to rate mode at rps requests per second (0 =
@@ -167,7 +165,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	defer p.replayer.close()
 	rc := p.cfg.Replay
 	p.log.Info("replay pipeline started", "run_id", p.cfg.RunID, "target", rc.Target, "workers", rc.Workers,
-		"rate", rc.Rate, "burst", p.limiter.Burst(), "max_in_flight", p.cfg.Limits.MaxInFlight,
+		"mode", rc.Mode, "rate", rc.Rate, "burst", p.control.ctl.Burst, "pace", rc.Pace, "ramp_stages", len(rc.Ramp),
+		"dial_percent", p.cfg.Dial.Percent, "max_in_flight", p.cfg.Limits.MaxInFlight,
 		"retry_attempts", rc.Retry.Attempts, "breaker_errors", rc.Breaker.Errors)
 
 	intakeCtx, stopIntake := context.WithCancel(ctx)
@@ -382,18 +381,21 @@ func (p *Pipeline) countRefused(why refusal) {
 // committed offset, and dispatch returns false).
 func (p *Pipeline) dispatch(ctx, workCtx context.Context, r *run, t *ticket, x *schemas.Exchange, res *schemas.Result) bool {
 	var (
-		haveToken   bool
-		reservation *rate.Reservation
-		readyAt     time.Time
-		timer       *time.Timer
+		haveToken bool
+		paced     *pacing
+		timer     *time.Timer
 	)
+	unpace := func() {
+		if paced != nil && paced.cancel != nil {
+			paced.cancel()
+		}
+		paced = nil
+	}
 	giveUp := func() {
 		if haveToken {
 			<-r.tokens
 		}
-		if reservation != nil {
-			reservation.Cancel()
-		}
+		unpace()
 		if timer != nil {
 			timer.Stop()
 		}
@@ -421,14 +423,30 @@ func (p *Pipeline) dispatch(ctx, workCtx context.Context, r *run, t *ticket, x *
 				continue
 			}
 		}
-		if reservation == nil {
-			reservation = p.limiter.Reserve()
-			readyAt = time.Now().Add(reservation.Delay())
-		}
-		var wake <-chan struct{}
 		now := time.Now()
-		wait := readyAt.Sub(now)
-		if wait <= 0 {
+		if paced != nil && !paced.recheck.IsZero() && !now.Before(paced.recheck) {
+			unpace() // the pacing changed by itself: a ramp stage or a cool-down ended
+		}
+		if paced == nil {
+			pc := p.pacer.reserve(now, x.CapturedAt)
+			paced = &pc
+		}
+		var wake, repace <-chan struct{}
+		var wait time.Duration
+		switch {
+		case paced.paused:
+			repace = paced.notify
+			wait = -1
+			if !paced.recheck.IsZero() {
+				wait = max(paced.recheck.Sub(now), time.Millisecond)
+			}
+		case now.Before(paced.readyAt):
+			repace = paced.notify
+			wait = paced.readyAt.Sub(now)
+			if !paced.recheck.IsZero() && paced.recheck.Before(paced.readyAt) {
+				wait = max(paced.recheck.Sub(now), time.Millisecond)
+			}
+		default:
 			ok, probe, breakerWake, breakerWait := p.breaker.acquire(now)
 			if ok {
 				if !r.seq.dispatch(t) {
@@ -457,6 +475,8 @@ func (p *Pipeline) dispatch(ctx, workCtx context.Context, r *run, t *ticket, x *
 		}
 		select {
 		case <-wake:
+		case <-repace:
+			unpace()
 		case <-tick:
 		case <-revoked:
 		case <-ctx.Done():
@@ -479,6 +499,9 @@ func (p *Pipeline) work(ctx context.Context, r *run, t *ticket, x *schemas.Excha
 	rec := panics.Try(func() {
 		row, o := p.replayer.replay(ctx, r.stop, x)
 		p.breaker.report(probe, o)
+		if row != nil && o != outcomeNeutral {
+			p.guard.report(time.Now(), row)
+		}
 		reported = true
 		if row == nil {
 			abandon()
