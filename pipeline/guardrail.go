@@ -31,25 +31,24 @@ type guardrail struct {
 	runID    string
 	onChange func() // tells the pacer; called without the lock held
 
-	mu          sync.Mutex
-	width       time.Duration // of one bucket
-	buckets     []windowBucket
-	total       windowBucket // the sums of buckets
-	state       string
-	reason      string
-	since       time.Time
-	tripped     time.Time // zero when ok
-	pausedByUs  bool      // tripped into a pause, not a step back
-	ramp        bool      // the pacer is ramping
-	rampStage   int       // the stage the pacer runs (set by the pacer)
-	steppedTo   int       // the stage a step back asked for; -1: none
-	errorRate   float64   // at the last evaluation
-	p99         time.Duration
-	requests    int
-	tripped1    chan struct{} // closed at the next trip; for tests
-	trips       atomic.Int64
-	stepBacks   atomic.Int64
-	lastChanged time.Time
+	mu         sync.Mutex
+	width      time.Duration // of one bucket
+	buckets    []windowBucket
+	total      windowBucket // the sums of buckets
+	state      string
+	reason     string
+	since      time.Time
+	tripped    time.Time // zero when ok
+	pausedByUs bool      // tripped into a pause, not a step back
+	ramp       bool      // the pacer is ramping
+	rampStage  int       // the stage the pacer runs (set by the pacer)
+	steppedTo  int       // the stage a step back asked for; -1: none
+	errorRate  float64   // at the last evaluation
+	p99        time.Duration
+	requests   int
+	tripped1   chan struct{} // closed at the next trip; for tests
+	trips      atomic.Int64
+	stepBacks  atomic.Int64
 }
 
 const (
