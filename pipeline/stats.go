@@ -57,6 +57,7 @@ type Stats struct {
 type TableRows struct {
 	Production int64
 	Replay     int64
+	Baseline   int64 // baseline_responses: replays to replay.baseline
 	DeadLetter int64
 }
 
@@ -70,7 +71,7 @@ type stats struct {
 	consumed, decoded, deadLettered, filtered, replayed atomic.Int64
 	skippedHeld, retries, discarded, abandoned          atomic.Int64
 	replayErrors                                        [len(errorKinds)]atomic.Int64
-	written                                             struct{ production, replay, deadLetter atomic.Int64 }
+	written                                             struct{ production, replay, baseline, deadLetter atomic.Int64 }
 	flushes, commits, commitErrors                      atomic.Int64
 
 	mu        sync.Mutex
@@ -112,6 +113,7 @@ func (p *Pipeline) Stats() Stats {
 		RowsWritten: TableRows{
 			Production: s.written.production.Load(),
 			Replay:     s.written.replay.Load(),
+			Baseline:   s.written.baseline.Load(),
 			DeadLetter: s.written.deadLetter.Load(),
 		},
 		Flushes:      s.flushes.Load(),
