@@ -20,9 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/replaykit/replay/compare"
-	"github.com/replaykit/replay/config"
 	"github.com/replaykit/replay/schemas"
-	"github.com/replaykit/replay/sinks"
 )
 
 // The catalog service of the single-run baseline test, in three versions:
@@ -99,7 +97,7 @@ func TestSingleRunBaselineCancelsNoise(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	const topic, runID = "captures", "single-baseline-1"
-	brokers := startBroker(t, topic, 3)
+	_, brokers := startFaultyBroker(t, topic, 3) // for writeRunConfig's short session timeout
 
 	cand := &titleService{candidate: true, hits: map[string]int{}}
 	base := &titleService{hits: map[string]int{}}
@@ -164,31 +162,9 @@ func TestSingleRunBaselineCancelsNoise(t *testing.T) {
 	}
 
 	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "replay.yaml")
 	report := filepath.Join(dir, "report.html")
-	writeFile(t, cfgFile, fmt.Sprintf(`
-run_id: %s
-source:
-  kafka:
-    brokers: [%s]
-    topics: [%s]
-    group: single-baseline
-    stop_at_end: true
-replay:
-  target: %s
-  baseline: %s
-  workers: 4
-sink:
-  catalog:
-    uri: %s
-    warehouse: %s
-  flush:
-    rows: 32
-compare:
-  report: %s
-log:
-  level: warn
-`, runID, brokers[0], topic, candSrv.URL, baseSrv.URL, filepath.Join(dir, "catalog.db"), filepath.Join(dir, "warehouse"), report))
+	cfgFile := writeRunConfig(t, dir, runID, brokers[0], topic, candSrv.URL, "compare:\n  report: "+report+"\n")
+	rewriteConfig(t, cfgFile, "  workers: 8\n", "  workers: 8\n  baseline: "+baseSrv.URL+"\n")
 
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"run", "--config", cfgFile}, &stdout, &stderr); code != 0 {
@@ -200,14 +176,7 @@ log:
 		}
 	}
 
-	cfg, err := config.Load(cfgFile, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink, err := sinks.OpenIceberg(ctx, cfg.Sink, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sink := openSinkFromConfig(t, ctx, cfgFile)
 	defer sink.Close()
 	rows := map[string]int64{}
 	for _, table := range []string{schemas.TableProduction, schemas.TableReplay, schemas.TableBaseline} {
