@@ -30,7 +30,7 @@ func (f fakeStats) Stats() pipeline.Stats { return f.s }
 var sampleStats = pipeline.Stats{
 	Consumed: 42, Decoded: 40, DeadLettered: 2, Filtered: 5, Replayed: 35, Retries: 3,
 	ReplayErrors: map[string]int64{schemas.ErrorTimeout: 4, schemas.ErrorRefused: 1},
-	RowsWritten:  pipeline.TableRows{Production: 40, Replay: 35, DeadLetter: 2},
+	RowsWritten:  pipeline.TableRows{Production: 40, Replay: 35, Baseline: 34, DeadLetter: 2},
 	Flushes:      6, Commits: 5, CommitErrors: 1, InFlight: 7,
 	Breaker: pipeline.BreakerOpen, BreakerOpens: 2,
 	Committed: schemas.Offsets{{Topic: "captures", Partition: 1}: 20, {Topic: "captures", Partition: 0}: 22},
@@ -134,6 +134,7 @@ func TestAdminMetrics(t *testing.T) {
 		"replay_retries_total 3",
 		`replay_rows_written_total{table="production_responses"} 40`,
 		`replay_rows_written_total{table="replay_responses"} 35`,
+		`replay_rows_written_total{table="baseline_responses"} 34`,
 		`replay_rows_written_total{table="dead_letters"} 2`,
 		"replay_flushes_total 6",
 		"replay_commits_total 5",
@@ -157,7 +158,7 @@ func TestAdminMetrics(t *testing.T) {
 func TestAdminStatus(t *testing.T) {
 	startedAt := time.Now().Add(-time.Minute)
 	base := start(t, admin.Config{}, admin.Deps{Stats: fakeStats{sampleStats}, RunID: "try-1",
-		Target: "http://candidate:8080", StartedAt: startedAt})
+		Target: "http://candidate:8080", Baseline: "http://old-copy:8080", StartedAt: startedAt})
 	code, body := get(t, base+"/v1/status")
 	if code != http.StatusOK {
 		t.Fatalf("/v1/status = %d\n%s", code, body)
@@ -166,7 +167,7 @@ func TestAdminStatus(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &st); err != nil {
 		t.Fatalf("status is not JSON: %v\n%s", err, body)
 	}
-	if st.RunID != "try-1" || st.Target != "http://candidate:8080" || !st.StartedAt.Equal(startedAt.UTC()) {
+	if st.RunID != "try-1" || st.Target != "http://candidate:8080" || st.Baseline != "http://old-copy:8080" || !st.StartedAt.Equal(startedAt.UTC()) {
 		t.Errorf("status header fields: %+v", st)
 	}
 	if up, err := time.ParseDuration(st.Uptime); err != nil || up < time.Minute {
@@ -174,7 +175,7 @@ func TestAdminStatus(t *testing.T) {
 	}
 	s := st.Stats
 	if s.Consumed != 42 || s.Replayed != 35 || s.ReplayErrors[schemas.ErrorTimeout] != 4 ||
-		s.RowsWritten[schemas.TableReplay] != 35 || s.InFlight != 7 || s.Breaker != pipeline.BreakerOpen {
+		s.RowsWritten[schemas.TableReplay] != 35 || s.RowsWritten[schemas.TableBaseline] != 34 || s.InFlight != 7 || s.Breaker != pipeline.BreakerOpen {
 		t.Errorf("status stats: %+v", s)
 	}
 	want := []admin.CommittedAt{{Topic: "captures", Partition: 0, Offset: 22}, {Topic: "captures", Partition: 1, Offset: 20}}

@@ -91,6 +91,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.retries, s.Retries)
 	counter(c.rowsWritten, s.RowsWritten.Production, schemas.TableProduction)
 	counter(c.rowsWritten, s.RowsWritten.Replay, schemas.TableReplay)
+	counter(c.rowsWritten, s.RowsWritten.Baseline, schemas.TableBaseline)
 	counter(c.rowsWritten, s.RowsWritten.DeadLetter, schemas.TableDeadLetters)
 	counter(c.flushes, s.Flushes)
 	counter(c.commits, s.Commits)

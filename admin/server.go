@@ -52,9 +52,11 @@ type Deps struct {
 	Stats StatsSource
 	// Readiness decides /readyz; nil = always ready.
 	Readiness Readiness
-	// RunID and Target are shown by /v1/status.
-	RunID  string
-	Target string
+	// RunID, Target and Baseline (replay.baseline; empty when off) are
+	// shown by /v1/status.
+	RunID    string
+	Target   string
+	Baseline string
 	// StartedAt is when the run started, for /v1/status; zero = when New
 	// was called.
 	StartedAt time.Time
@@ -171,6 +173,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 type Status struct {
 	RunID     string      `json:"run_id"`
 	Target    string      `json:"target"`
+	Baseline  string      `json:"baseline,omitempty"`
 	StartedAt time.Time   `json:"started_at"`
 	Uptime    string      `json:"uptime"` // Go duration, e.g. "1m30.5s"
 	Stats     StatusStats `json:"stats"`
@@ -216,6 +219,7 @@ func statusStats(s pipeline.Stats) StatusStats {
 		RowsWritten: map[string]int64{
 			schemas.TableProduction:  s.RowsWritten.Production,
 			schemas.TableReplay:      s.RowsWritten.Replay,
+			schemas.TableBaseline:    s.RowsWritten.Baseline,
 			schemas.TableDeadLetters: s.RowsWritten.DeadLetter,
 		},
 		Flushes: s.Flushes, Commits: s.Commits, CommitErrors: s.CommitErrors,
@@ -238,6 +242,7 @@ func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
 	st := Status{
 		RunID:     s.deps.RunID,
 		Target:    s.deps.Target,
+		Baseline:  s.deps.Baseline,
 		StartedAt: s.deps.StartedAt.UTC(),
 		Uptime:    time.Since(s.deps.StartedAt).Round(time.Millisecond).String(),
 		Stats:     statusStats(s.deps.Stats.Stats()),

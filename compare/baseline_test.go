@@ -97,16 +97,44 @@ func runWith(t testing.TB, s *sinks.Iceberg, cfg compare.Config, opts compare.Op
 	return sum
 }
 
+// The baseline comes from another run (--baseline-run) or from the run's
+// own baseline_responses rows (replay.baseline); the same rows give the same
+// result either way.
 func TestBaselineNoiseCancellation(t *testing.T) {
-	s := openSink(t, t.TempDir())
-	cand, base := baselineScenario()
-	write(t, s, "cand", cand)
-	write(t, s, "base", base)
-
-	sum := runWith(t, s, testConfig(t), compare.Options{RunID: "cand", BaselineRunID: "base"})
-	if sum.BaselineRunID != "base" {
-		t.Errorf("BaselineRunID = %q, want base", sum.BaselineRunID)
+	for _, c := range []struct {
+		name   string
+		write  func(t *testing.T, s *sinks.Iceberg, cand, base []exchange)
+		opts   compare.Options
+		source string
+		table  string
+		runID  string
+	}{
+		{"baseline run", func(t *testing.T, s *sinks.Iceberg, cand, base []exchange) {
+			write(t, s, "cand", cand)
+			write(t, s, "base", base)
+		}, compare.Options{RunID: "cand", BaselineRunID: "base"}, compare.BaselineFromRun, "replay.replay_responses", "base"},
+		{"baseline_responses of the run", func(t *testing.T, s *sinks.Iceberg, cand, base []exchange) {
+			writeWithBaseline(t, s, "cand", cand, base)
+		}, compare.Options{RunID: "cand"}, compare.BaselineFromTable, "replay.baseline_responses", "cand"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := openSink(t, t.TempDir())
+			cand, base := baselineScenario()
+			c.write(t, s, cand, base)
+			sum := runWith(t, s, testConfig(t), c.opts)
+			if sum.BaselineSource != c.source || sum.BaselineRunID != c.runID || sum.BaselineTable != c.table {
+				t.Errorf("baseline source %q, run %q, table %q; want %q, %q, %q", sum.BaselineSource, sum.BaselineRunID,
+					sum.BaselineTable, c.source, c.runID, c.table)
+			}
+			checkBaselineScenario(t, s, sum)
+		})
 	}
+}
+
+// checkBaselineScenario checks the comparison of baselineScenario's run
+// with its baseline.
+func checkBaselineScenario(t *testing.T, s *sinks.Iceberg, sum *compare.Summary) {
+	t.Helper()
 	if sum.BaselineJoined != 20 {
 		t.Errorf("BaselineJoined = %d, want 20", sum.BaselineJoined)
 	}
@@ -175,18 +203,50 @@ func TestBaselineNoiseCancellation(t *testing.T) {
 	if r := rows["t-03"]; !strings.Contains(r.patch, "/requestId") || !strings.Contains(r.patch, "/year") {
 		t.Errorf("t-03 patch = %s, want both /requestId and /year", r.patch)
 	}
+}
 
-	// Without the baseline, the same run is compared as before.
+// Without a baseline the same run is compared as before, and a baseline
+// run wins over the run's own baseline_responses rows.
+func TestBaselineChoice(t *testing.T) {
+	s := openSink(t, t.TempDir())
+	cand, base := baselineScenario()
+	write(t, s, "cand", cand)
+
 	plain := runWith(t, s, testConfig(t), compare.Options{RunID: "cand"})
-	o = plain.Overall
+	o := plain.Overall
 	if o.Matched != 10 || o.Mismatched != 15 || o.NoiseExcluded != 0 || o.LineageExcluded != 1 {
 		t.Errorf("without a baseline: overall = %+v", o)
 	}
-	if plain.BaselineRunID != "" || plain.BaselineJoined != 0 || len(plain.NoisyPaths) != 0 {
-		t.Errorf("without a baseline: baseline %q, joined %d, noisy paths %v", plain.BaselineRunID, plain.BaselineJoined, plain.NoisyPaths)
+	if plain.BaselineSource != "" || plain.BaselineRunID != "" || plain.BaselineTable != "" || plain.BaselineJoined != 0 || len(plain.NoisyPaths) != 0 {
+		t.Errorf("without a baseline: baseline %q %q %q, joined %d, noisy paths %v", plain.BaselineSource, plain.BaselineRunID,
+			plain.BaselineTable, plain.BaselineJoined, plain.NoisyPaths)
 	}
 	if n := len(readMismatches(t, s, "cand")); n != 15 {
 		t.Errorf("without a baseline: %d mismatch rows, want 15", n)
+	}
+
+	// A run with baseline_responses rows, and a baseline run that agrees
+	// with production everywhere: the baseline run wins, so nothing is
+	// noise.
+	var quiet []exchange
+	for _, x := range cand {
+		if x.replay {
+			quiet = append(quiet, exchange{cid: x.cid, method: x.method, path: x.path, replay: true, replayStatus: 200, replayBody: x.prodBody})
+		}
+	}
+	writeWithBaseline(t, s, "both", cand, base)
+	write(t, s, "quiet", quiet)
+	sum := runWith(t, s, testConfig(t), compare.Options{RunID: "both", BaselineRunID: "quiet"})
+	if sum.BaselineSource != compare.BaselineFromRun || sum.BaselineRunID != "quiet" || sum.BaselineJoined != 25 || len(sum.NoisyPaths) != 0 {
+		t.Errorf("baseline run and baseline_responses: source %q, run %q, joined %d, noisy %v; want the run, 25 pairs, no noise",
+			sum.BaselineSource, sum.BaselineRunID, sum.BaselineJoined, sum.NoisyPaths)
+	}
+	if o := sum.Overall; o.Matched != 10 || o.Mismatched != 15 || o.NoiseExcluded != 0 {
+		t.Errorf("baseline run and baseline_responses: overall = %+v", o)
+	}
+	own := runWith(t, s, testConfig(t), compare.Options{RunID: "both"})
+	if own.BaselineSource != compare.BaselineFromTable || own.Overall.NoiseExcluded != 4 {
+		t.Errorf("baseline_responses alone: source %q, noise %d; want %s, 4", own.BaselineSource, own.Overall.NoiseExcluded, compare.BaselineFromTable)
 	}
 }
 
@@ -221,6 +281,21 @@ func TestBaselineSpilledJoinGivesTheSameResult(t *testing.T) {
 			assertSameResults(t, inMemory, spilled, memRows, spillRows)
 		})
 	}
+
+	// The run's own baseline_responses rows spill like a baseline run's.
+	t.Run("baseline_responses", func(t *testing.T) {
+		writeWithBaseline(t, s, "own", cand, base)
+		own := compare.Options{RunID: "own"}
+		inMemory := runWith(t, s, testConfig(t), own)
+		memRows := readMismatches(t, s, "own")
+		cfg := testConfig(t)
+		cfg.MemoryBudget, cfg.Partitions = 1<<10, 7
+		spilled := runWith(t, s, cfg, own)
+		assertSameResults(t, inMemory, spilled, memRows, readMismatches(t, s, "own"))
+		if spilled.BaselineSource != compare.BaselineFromTable || spilled.Overall.NoiseExcluded != 4 {
+			t.Errorf("source %q, noise %d; want %s, 4", spilled.BaselineSource, spilled.Overall.NoiseExcluded, compare.BaselineFromTable)
+		}
+	})
 }
 
 func TestBaselineRunErrors(t *testing.T) {
@@ -256,6 +331,16 @@ func TestBaselineReport(t *testing.T) {
 		if !strings.Contains(html, want) {
 			t.Errorf("report lacks %q", want)
 		}
+	}
+
+	writeWithBaseline(t, s, "own", cand, base)
+	own := runWith(t, s, testConfig(t), compare.Options{RunID: "own"})
+	b.Reset()
+	if err := compare.WriteReport(&b, own); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Noise (baseline from replay.baseline_responses)"; !strings.Contains(b.String(), want) {
+		t.Errorf("report of a run with baseline_responses lacks %q", want)
 	}
 
 	plain := runWith(t, s, testConfig(t), compare.Options{RunID: "cand"})

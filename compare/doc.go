@@ -7,7 +7,7 @@
 // Files by role:
 //
 //   - run.go: Run, the job's lifecycle, and the join: an in-memory hash join
-//     while the replay rows (the build side, with a baseline run's rows) fit
+//     while the replay rows (the build side, with the baseline's rows) fit
 //     Config.MemoryBudget, a grace hash join through spill files otherwise
 //     (partitions over the budget are split again, up to three times).
 //   - rows.go: the projection of a table row compare works on (sideRow) and
@@ -16,20 +16,6 @@
 //     sideRows (why not Arrow IPC or gob: see the file).
 //   - classify.go: one pair's class (matched, mismatched, lineage mismatch,
 //     noise, only one side), run on Config.Workers goroutines.
-//
-// Baseline noise cancellation (Options.BaselineRunID): the replay_responses
-// rows of a second run that replayed the same capture log to the old
-// version are a second build side of the join (status, headers and body
-// only; they count against the same memory budget and spill to partition
-// files of their own). A joined pair with a baseline row is also compared
-// production against baseline; the paths that differ there are noise. A
-// pair whose every differing path is noise is ClassNoise (NoiseExcluded,
-// outside the match rate, no comparison_mismatches row); a mismatch that
-// differs at noisy paths and others keeps only the others in its Paths,
-// while its Patch stays the whole production → replay patch. Summary
-// counts the noisy paths over BaselineJoined pairs (NoisyPaths). A lineage
-// mismatch takes precedence; a pair without a baseline row is compared as
-// without a baseline.
 //   - aggregate.go, quantiles.go: the summary, folded from the classified
 //     pairs in an order-independent way, so it is the same however the join
 //     ran and the workers were scheduled; latency percentiles exact up to
@@ -41,6 +27,29 @@
 //   - progress.go: a progress bar on a terminal, info lines otherwise.
 //   - summary.go: the Summary contract shared with the report and the CLI.
 //   - report.go, report.html.tmpl: report.html.
+//
+// Baseline noise cancellation: replies of a second copy of the old version
+// to the same requests are a second build side of the join (status, headers
+// and body only; they count against the same memory budget and spill to
+// partition files of their own). They come from one of two places
+// (Summary.BaselineSource):
+//
+//   - Options.BaselineRunID (--baseline-run): the replay_responses rows of
+//     another run that replayed the same capture log to the old version;
+//   - otherwise the compared run's own baseline_responses rows, which a
+//     run with replay.baseline set writes (each selected request replayed
+//     to the candidate and to the old version at once), when it has any.
+//
+// A baseline run, when given, wins: the run's baseline_responses rows are
+// then not read. A joined pair with a baseline row is also compared
+// production against baseline; the paths that differ there are noise. A
+// pair whose every differing path is noise is ClassNoise (NoiseExcluded,
+// outside the match rate, no comparison_mismatches row); a mismatch that
+// differs at noisy paths and others keeps only the others in its Paths,
+// while its Patch stays the whole production → replay patch. Summary
+// counts the noisy paths over BaselineJoined pairs (NoisyPaths). A lineage
+// mismatch takes precedence; a pair without a baseline row is compared as
+// without a baseline.
 //
 // It must not write replay's own tables (sinks.Iceberg.ReplaceRun refuses
 // them), must not hold a run's rows in memory beyond the budget, and must not

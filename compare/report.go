@@ -145,11 +145,11 @@ type reportView struct {
 
 	Paths         []reportPath
 	PathsMismatch string // denominator of the path shares
-	// BaselineRunID, Noise and NoiseJoined are the noise section, shown
-	// only with a baseline run: paths differing between production and the
-	// baseline, their rate over NoiseJoined pairs compared with a baseline
-	// row.
-	BaselineRunID  string
+	// Baseline, Noise and NoiseJoined are the noise section, shown only
+	// with a baseline: where it came from, paths differing between
+	// production and the baseline, their rate over NoiseJoined pairs
+	// compared with a baseline row.
+	Baseline       string
 	Noise          []reportPath
 	NoiseJoined    string
 	Matrix         reportMatrix
@@ -303,7 +303,12 @@ func newReportView(s *Summary) *reportView {
 		v.Paths = append(v.Paths, row)
 	}
 
-	v.BaselineRunID = s.BaselineRunID
+	switch s.BaselineSource {
+	case BaselineFromRun:
+		v.Baseline = "baseline run " + s.BaselineRunID
+	case BaselineFromTable:
+		v.Baseline = "baseline from " + s.BaselineTable
+	}
 	v.NoiseJoined = reportInt(s.BaselineJoined)
 	for _, p := range s.NoisyPaths {
 		row := reportPath{Path: p.Path, Count: reportInt(p.Count), Share: reportShare(p.Count, s.BaselineJoined)}

@@ -32,7 +32,11 @@ type Options struct {
 	// replay_responses rows are joined by correlation ID alongside RunID's:
 	// a JSON path that also differs between production and the baseline is
 	// the service's own non-determinism, noise rather than a defect of the
-	// candidate (see classify). Empty: no baseline.
+	// candidate (see classify).
+	//
+	// Empty: when RunID has rows in baseline_responses (it ran with
+	// replay.baseline set), those are the baseline; otherwise there is
+	// none. A BaselineRunID wins over baseline_responses.
 	BaselineRunID string
 	// Progress receives progress (stderr, usually): a bar when it is a
 	// terminal; otherwise an info line every few seconds and at the end,
@@ -58,10 +62,11 @@ const chunkSize = 64
 // joined pairs on cfg.Workers goroutines, and writes the result to
 // comparison_summary (one row per endpoint and one for the whole run) and
 // comparison_mismatches (one row per mismatched pair), replacing what an
-// earlier compare of the run wrote. With opts.BaselineRunID, the baseline
-// run's replay rows are joined too and differences the baseline shows as
-// well are noise (see classify). It returns the summary; its Report field
-// is the caller's to fill.
+// earlier compare of the run wrote. With a baseline (opts.BaselineRunID's
+// replay rows, else the run's own baseline_responses rows when it has
+// any), the baseline rows are joined too and differences the baseline
+// shows as well are noise (see classify). It returns the summary; its
+// Report field is the caller's to fill.
 //
 // Memory is bounded by cfg.MemoryBudget (see Config), plus the pairs in
 // flight and the summary's aggregates, whose size depends on the number of
@@ -116,21 +121,17 @@ func run(ctx context.Context, cfg Config, sink *sinks.Iceberg, opts Options) (*S
 		return nil, fmt.Errorf("%w: run %q in %s and %s; check the run ID", ErrEmptyRun, runID,
 			sink.QualifiedName(schemas.TableProduction), sink.QualifiedName(schemas.TableReplay))
 	}
-	var baselineRows int64
-	if baselineID != "" {
-		baselineSize, err := sink.RunSize(ctx, schemas.TableReplay, baselineID)
-		if err != nil {
-			return nil, err
-		}
-		if baselineSize.Rows == 0 {
-			return nil, fmt.Errorf("%w: baseline run %q in %s; check the baseline run ID", ErrEmptyRun, baselineID,
-				sink.QualifiedName(schemas.TableReplay))
-		}
-		baselineRows = baselineSize.Rows
+	base, err := findBaseline(ctx, sink, runID, baselineID)
+	if err != nil {
+		return nil, err
 	}
-	logger.Info("comparing run", "run_id", runID, "production_rows", prodSize.Rows, "replay_rows", replaySize.Rows,
-		"replay_file_bytes", replaySize.Bytes, "baseline_run_id", baselineID, "baseline_rows", baselineRows,
-		"memory_budget", cfg.MemoryBudget, "workers", cfg.workers())
+	attrs := []any{"run_id", runID, "production_rows", prodSize.Rows, "replay_rows", replaySize.Rows,
+		"replay_file_bytes", replaySize.Bytes, "memory_budget", cfg.MemoryBudget, "workers", cfg.workers()}
+	if base.source != "" {
+		attrs = append(attrs, "baseline_source", base.source, "baseline_run_id", base.runID,
+			"baseline_table", sink.QualifiedName(base.table), "baseline_rows", base.rows)
+	}
+	logger.Info("comparing run", attrs...)
 
 	spillDir := cfg.spillDir()
 	if err := os.MkdirAll(spillDir, 0o755); err != nil {
@@ -153,16 +154,16 @@ func run(ctx context.Context, cfg Config, sink *sinks.Iceberg, opts Options) (*S
 		return nil, err
 	}
 	j := &job{
-		cfg:        cfg,
-		sink:       sink,
-		runID:      runID,
-		baselineID: baselineID,
-		norm:       norm,
-		logger:     logger,
-		dir:        dir,
-		agg:        newAggregator(mw),
-		prog:       newProgress(opts.Progress, opts.Logger, runID, prodSize.Rows+replaySize.Rows),
-		stream:     stream.New().WithMaxGoroutines(cfg.workers()),
+		cfg:      cfg,
+		sink:     sink,
+		runID:    runID,
+		baseline: base,
+		norm:     norm,
+		logger:   logger,
+		dir:      dir,
+		agg:      newAggregator(mw),
+		prog:     newProgress(opts.Progress, opts.Logger, runID, prodSize.Rows+replaySize.Rows),
+		stream:   stream.New().WithMaxGoroutines(cfg.workers()),
 	}
 	joinErr := j.join(ctx)
 	if joinErr == nil {
@@ -185,7 +186,9 @@ func run(ctx context.Context, cfg Config, sink *sinks.Iceberg, opts Options) (*S
 			"tracked_paths", maxTrackedPaths, "differences_not_tracked", n)
 	}
 	sum.RunID = runID
-	sum.BaselineRunID = baselineID
+	if base.source != "" {
+		sum.BaselineSource, sum.BaselineRunID, sum.BaselineTable = base.source, base.runID, sink.QualifiedName(base.table)
+	}
 	sum.ComparedAt = comparedAt
 	sum.Spilled = j.spilled
 	sum.SummaryTable = sink.QualifiedName(schemas.TableComparisonSummary)
@@ -219,22 +222,57 @@ func run(ctx context.Context, cfg Config, sink *sinks.Iceberg, opts Options) (*S
 	return sum, nil
 }
 
+// baseline is where a comparison's baseline rows are: the rows of runID in
+// table. The zero value is no baseline.
+type baseline struct {
+	source string // BaselineFromRun, BaselineFromTable, or "" for none
+	table  string
+	runID  string
+	rows   int64
+}
+
+// findBaseline decides the baseline of runID: the replay_responses rows of
+// baselineRunID when it is set (an error when there are none), else
+// runID's own baseline_responses rows when there are any, else none.
+func findBaseline(ctx context.Context, sink *sinks.Iceberg, runID, baselineRunID string) (baseline, error) {
+	if baselineRunID != "" {
+		size, err := sink.RunSize(ctx, schemas.TableReplay, baselineRunID)
+		if err != nil {
+			return baseline{}, err
+		}
+		if size.Rows == 0 {
+			return baseline{}, fmt.Errorf("%w: baseline run %q in %s; check the baseline run ID", ErrEmptyRun, baselineRunID,
+				sink.QualifiedName(schemas.TableReplay))
+		}
+		return baseline{source: BaselineFromRun, table: schemas.TableReplay, runID: baselineRunID, rows: size.Rows}, nil
+	}
+	size, err := sink.RunSize(ctx, schemas.TableBaseline, runID)
+	if err != nil {
+		return baseline{}, err
+	}
+	if size.Rows == 0 {
+		return baseline{}, nil
+	}
+	return baseline{source: BaselineFromTable, table: schemas.TableBaseline, runID: runID, rows: size.Rows}, nil
+}
+
 // job is the state of one Run.
 type job struct {
 	cfg   Config
 	sink  *sinks.Iceberg
 	runID string
-	// baselineID is Options.BaselineRunID; "" without a baseline.
-	baselineID string
-	norm       *normalize.Normalizer
-	logger     *slog.Logger
-	dir        string
-	seeds      []maphash.Seed // per depth of partitioning
-	agg        *aggregator
-	prog       *progress
-	stream     *stream.Stream
-	chunk      []pair
-	spilled    bool
+	// baseline is where the baseline rows are; its source is "" without
+	// one.
+	baseline baseline
+	norm     *normalize.Normalizer
+	logger   *slog.Logger
+	dir      string
+	seeds    []maphash.Seed // per depth of partitioning
+	agg      *aggregator
+	prog     *progress
+	stream   *stream.Stream
+	chunk    []pair
+	spilled  bool
 	// overBudget counts partitions joined over the memory budget (at
 	// maxSpillDepth); overBudgetMax is the largest.
 	overBudget    int
@@ -328,11 +366,11 @@ func (j *job) partitionAt(depth int, cid string) int {
 	return int(maphash.String(j.seeds[depth], cid) % uint64(j.cfg.Partitions))
 }
 
-// scan calls fn for every row of one side of a run (the compared run, or
-// the baseline run), with the reader of its batch.
+// scan calls fn for every row of one side of a run (production, replay,
+// or the baseline), with the reader of its batch.
 func (j *job) scan(ctx context.Context, tableName, runID string, fn func(br *batchReader, i int) error) error {
 	columns, withErrorKind := productionColumns, false
-	if tableName == schemas.TableReplay {
+	if tableName != schemas.TableProduction { // replay_responses or baseline_responses
 		columns, withErrorKind = replayColumns, true
 	}
 	batches, err := j.sink.ScanRunBatches(ctx, tableName, runID, columns...)
@@ -449,7 +487,7 @@ func (b buildSides) probe(p *sideRow) pair {
 // keep their scan order, so both paths pair the same rows.
 func (j *job) join(ctx context.Context) error {
 	tables := buildSides{replay: buildTable{}}
-	if j.baselineID != "" {
+	if j.baseline.source != "" {
 		tables.baseline = buildTable{}
 	}
 	var (
@@ -517,9 +555,9 @@ func (j *job) join(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if j.baselineID != "" {
-		j.prog.setPhase("reading baseline " + schemas.TableReplay)
-		err := j.scan(ctx, schemas.TableReplay, j.baselineID, func(br *batchReader, i int) error {
+	if j.baseline.source != "" {
+		j.prog.setPhase("reading baseline " + j.baseline.table)
+		err := j.scan(ctx, j.baseline.table, j.baseline.runID, func(br *batchReader, i int) error {
 			return build(br.baseline(i), "baseline", func() buildTable { return tables.baseline }, func() *partitionFiles { return baselineParts })
 		})
 		if err != nil {

@@ -90,6 +90,17 @@ var jsonHeaders = map[string][]string{"Content-Type": {"application/json"}}
 // write stores the exchanges of one run with the real sink.
 func write(t testing.TB, s *sinks.Iceberg, runID string, xs []exchange) {
 	t.Helper()
+	writeWithBaseline(t, s, runID, xs, nil)
+}
+
+// writeWithBaseline stores the exchanges of one run and, in the same
+// results, the baseline rows of base (replay.baseline's answers, for
+// baseline_responses): each with the result of its correlation ID, or a
+// result of its own when xs has none.
+func writeWithBaseline(t testing.TB, s *sinks.Iceberg, runID string, xs, base []exchange) {
+	t.Helper()
+	var results []*schemas.Result
+	byCID := map[string]*schemas.Result{}
 	for i, x := range xs {
 		src := schemas.Coordinates{Topic: "captures-" + runID, Partition: 0, Offset: int64(i)}
 		res := &schemas.Result{Source: src}
@@ -105,23 +116,20 @@ func write(t testing.TB, s *sinks.Iceberg, runID string, xs []exchange) {
 			res.Production = &schemas.ProductionRow{RunID: runID, Exchange: ex}
 		}
 		if x.replay {
-			path := x.path
-			if x.replayRewrites != "" {
-				path = x.replayRewrites
-			}
-			row := &schemas.ReplayRow{
-				RunID: runID, CorrelationID: x.cid, CapturedAt: captured, ReplayedAt: captured.Add(time.Hour),
-				Target: "http://new:8080", Source: src, Request: schemas.Request{Method: x.method, Path: path},
-				ErrorKind: x.errKind, Attempts: 1, Lineage: x.replayLineage,
-			}
-			if x.errKind != "" {
-				row.ErrorMessage = "dial tcp: " + x.errKind
-			}
-			if x.replayStatus != 0 {
-				row.Response = &schemas.Response{Status: x.replayStatus, Headers: jsonHeaders, Body: []byte(x.replayBody), LatencyMS: x.replayLatency}
-			}
-			res.Replay = row
+			res.Replay = replayRow(runID, src, x)
 		}
+		results = append(results, res)
+		byCID[x.cid] = res
+	}
+	for _, b := range base {
+		res := byCID[b.cid]
+		if res == nil {
+			res = &schemas.Result{Source: schemas.Coordinates{Topic: "captures-" + runID, Partition: 0, Offset: int64(len(results))}}
+			results = append(results, res)
+		}
+		res.Baseline = replayRow(runID, res.Source, b)
+	}
+	for _, res := range results {
 		if err := s.Add(res); err != nil {
 			t.Fatal(err)
 		}
@@ -129,6 +137,26 @@ func write(t testing.TB, s *sinks.Iceberg, runID string, xs []exchange) {
 	if _, err := s.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// replayRow is the replay side of x, as a replay row of runID.
+func replayRow(runID string, src schemas.Coordinates, x exchange) *schemas.ReplayRow {
+	path := x.path
+	if x.replayRewrites != "" {
+		path = x.replayRewrites
+	}
+	row := &schemas.ReplayRow{
+		RunID: runID, CorrelationID: x.cid, CapturedAt: captured, ReplayedAt: captured.Add(time.Hour),
+		Target: "http://new:8080", Source: src, Request: schemas.Request{Method: x.method, Path: path},
+		ErrorKind: x.errKind, Attempts: 1, Lineage: x.replayLineage,
+	}
+	if x.errKind != "" {
+		row.ErrorMessage = "dial tcp: " + x.errKind
+	}
+	if x.replayStatus != 0 {
+		row.Response = &schemas.Response{Status: x.replayStatus, Headers: jsonHeaders, Body: []byte(x.replayBody), LatencyMS: x.replayLatency}
+	}
+	return row
 }
 
 func titleBody(id int, rating string) string {

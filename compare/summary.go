@@ -10,9 +10,19 @@ const (
 	ClassOnlyProduction  = "only_production"  // no replay row (not selected, or not replayed yet)
 	ClassOnlyReplay      = "only_replay"
 	// ClassNoise: every path the pair differs at also differs between
-	// production and the baseline run (Options.BaselineRunID); counted in
+	// production and the baseline (see Summary.BaselineSource); counted in
 	// NoiseExcluded, excluded from the match rate.
 	ClassNoise = "noise"
+)
+
+// Where a comparison's baseline came from (Summary.BaselineSource).
+const (
+	// BaselineFromRun: Options.BaselineRunID (--baseline-run), another run's
+	// replay_responses rows.
+	BaselineFromRun = "baseline_run"
+	// BaselineFromTable: the compared run's own baseline_responses rows,
+	// written by a run with replay.baseline set.
+	BaselineFromTable = "baseline_responses"
 )
 
 // EndpointAll is the Endpoint of the summary row for the whole run.
@@ -27,9 +37,15 @@ type Summary struct {
 	Overall    Counts      `json:"overall"`
 	Endpoints  []Counts    `json:"endpoints"` // sorted by impact: mismatched desc, then total desc
 	TopPaths   []PathCount `json:"top_paths"` // differing JSON paths over all mismatches, most frequent first
-	// BaselineRunID is Options.BaselineRunID: the run whose replay of the
-	// same capture to the old version tells noise from defects.
+	// BaselineSource says where the baseline (the same capture replayed to
+	// the old version, which tells noise from defects) came from:
+	// BaselineFromRun, BaselineFromTable, or empty without a baseline.
+	BaselineSource string `json:"baseline_source,omitempty"`
+	// BaselineRunID and BaselineTable name the baseline rows: the run
+	// (Options.BaselineRunID, or RunID itself for BaselineFromTable) and the
+	// table, with its namespace, they were read from.
 	BaselineRunID string `json:"baseline_run_id,omitempty"`
+	BaselineTable string `json:"baseline_table,omitempty"`
 	// BaselineJoined is the number of pairs compared with a baseline row
 	// too (joined, not lineage-excluded): the denominator of a noisy
 	// path's rate.

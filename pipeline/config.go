@@ -162,9 +162,21 @@ type ReplayConfig struct {
 	// optional path prefix put before every request path, e.g.
 	// http://new-cluster:8080 or https://new-cluster/api. Required.
 	Target string `yaml:"target"`
-	// Host sets the Host header: "target" (default) uses the target's host,
-	// "original" keeps the captured host, any other value is used
-	// literally.
+	// Baseline is the base URL of a second copy of the old version, in the
+	// form of Target; empty (the default) turns it off. When set, every
+	// selected record is replayed to both Target and Baseline, the same
+	// rewritten request at the same moment (Host "target" sends each its
+	// own host), and the baseline's answers go to baseline_responses.
+	// replay compare then takes paths where production and the baseline
+	// differ as the service's own noise. It must differ from Target;
+	// ProductionHosts guard it as they guard Target. Retries, timeouts and
+	// the worker count apply to it as to Target; the breaker watches Target
+	// only, so a failing baseline gives baseline rows with an error_kind
+	// and does not pause the run.
+	Baseline string `yaml:"baseline"`
+	// Host sets the Host header: "target" (default) uses the target's host
+	// (and the baseline's on requests to the baseline), "original" keeps
+	// the captured host, any other value is used literally.
 	Host string `yaml:"host"`
 	// ReplayIDHeader names the request header that carries the correlation
 	// ID to the target, so its logs can be joined with the tables. Default
@@ -428,6 +440,8 @@ type compiled struct {
 	selector        *selector
 	rewriter        *rewriter
 	target          *url.URL
+	baseline        *url.URL  // nil when replay.baseline is off
+	baselineRewrite *rewriter // rewriter's rules, aimed at baseline
 	redactor        *redactor
 	burst           int
 	retryMethods    map[string]bool // upper case
@@ -580,16 +594,19 @@ func (c Config) compile() (*compiled, []error) {
 	if rc.ReplayIDHeader != ReplayIDNone {
 		rw.idHeader = http.CanonicalHeaderKey(rc.ReplayIDHeader)
 	}
-	const targetHelp = "must be an absolute http(s) URL like http://new-cluster:8080"
 	if rc.Target == "" {
-		fail("replay.target", "is required; %s", targetHelp)
-	} else if u, err := url.Parse(rc.Target); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "" {
-		fail("replay.target", "%s, got %q", targetHelp, rc.Target)
-	} else if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		fail("replay.target", "must not carry a query, fragment or user info (use rewrite rules and header rules), got %q", rc.Target)
-	} else {
+		fail("replay.target", "is required; must be an absolute http(s) URL like http://new-cluster:8080")
+	} else if u := parseBaseURL("replay.target", rc.Target, "http://new-cluster:8080", fail); u != nil {
 		out.target = u
 		rw.target = u
+	}
+	if rc.Baseline != "" {
+		u := parseBaseURL("replay.baseline", rc.Baseline, "http://old-copy:8080", fail)
+		if u != nil && out.target != nil && sameBaseURL(u, out.target) {
+			fail("replay.baseline", "%q is replay.target; point it at a second copy of the old version, or leave it empty", rc.Baseline)
+		} else if u != nil {
+			out.baseline = u
+		}
 	}
 	switch {
 	case rc.Host == "":
@@ -727,6 +744,11 @@ func (c Config) compile() (*compiled, []error) {
 		out.redactor.bodyPaths = append(out.redactor.bodyPaths, x)
 	}
 	positive("shutdown_grace", c.ShutdownGrace)
+	if out.baseline != nil {
+		b := *rw // the same rules, id header and Host policy
+		b.target = out.baseline
+		out.baselineRewrite = &b
+	}
 
 	if c.Flush.Rows < 0 {
 		fail("flush.rows", "must be ≥ 0, got %d", c.Flush.Rows)
@@ -741,6 +763,30 @@ func (c Config) compile() (*compiled, []error) {
 		fail("flush", "set at least one of rows, bytes or interval, or rows are only flushed at shutdown")
 	}
 	return out, errs
+}
+
+// parseBaseURL parses the base URL of a replay target (replay.target,
+// replay.baseline): absolute http(s), a host, an optional path prefix,
+// nothing else. It reports a problem with field and returns nil.
+func parseBaseURL(field, raw, example string, fail func(field, format string, args ...any)) *url.URL {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Opaque != "":
+		fail(field, "must be an absolute http(s) URL like %s, got %q", example, raw)
+	case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+		fail(field, "must not carry a query, fragment or user info (use rewrite rules and header rules), got %q", raw)
+	default:
+		return u
+	}
+	return nil
+}
+
+// sameBaseURL reports whether two target base URLs send requests to the
+// same place: scheme, host, port (explicit or implied) and path prefix.
+func sameBaseURL(a, b *url.URL) bool {
+	ha, hb := targetHostPort(a), targetHostPort(b)
+	return strings.EqualFold(a.Scheme, b.Scheme) && ha.host == hb.host && ha.port == hb.port &&
+		strings.TrimSuffix(a.EscapedPath(), "/") == strings.TrimSuffix(b.EscapedPath(), "/")
 }
 
 func compileAll(exprs []string, field string, fail func(field, format string, args ...any)) []*regexp.Regexp {

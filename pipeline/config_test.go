@@ -58,6 +58,15 @@ func TestValidate(t *testing.T) {
 		{"target ftp", func(c *Config) { c.Replay.Target = "ftp://h" }, "replay.target: ", true},
 		{"target with query", func(c *Config) { c.Replay.Target = "http://h/?a=1" }, "replay.target: ", true},
 		{"target missing", func(c *Config) { c.Replay.Target = "" }, "replay.target: is required; ", true},
+		{"baseline not a URL", func(c *Config) { c.Replay.Baseline = "old-copy:8080" },
+			`replay.baseline: must be an absolute http(s) URL like http://old-copy:8080, got "old-copy:8080"`, false},
+		{"baseline with user info", func(c *Config) { c.Replay.Baseline = "http://u:p@old-copy" },
+			`replay.baseline: must not carry a query, fragment or user info (use rewrite rules and header rules), got "http://u:p@old-copy"`, false},
+		{"baseline is the target", func(c *Config) { c.Replay.Baseline = "HTTP://New-Cluster:8080/" },
+			`replay.baseline: "HTTP://New-Cluster:8080/" is replay.target; point it at a second copy of the old version, or leave it empty`, false},
+		{"baseline is the target, default port", func(c *Config) {
+			c.Replay.Target, c.Replay.Baseline = "https://new-cluster/api", "https://new-cluster:443/api"
+		}, "replay.baseline: ", true},
 		{"negative max body", func(c *Config) { c.Decode.MaxBodyBytes = -1 }, "decode.max_body_bytes: ", true},
 		{"no methods", func(c *Config) { c.Filter.Methods = nil }, "filter.methods: ", true},
 		{"bad method", func(c *Config) { c.Filter.Methods = []string{"GET", "NOT A METHOD"} }, "filter.methods[1]: ", true},

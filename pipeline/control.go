@@ -177,7 +177,7 @@ func (p *Pipeline) observe(x *schemas.Exchange, row *schemas.ReplayRow) {
 		return
 	}
 	p.observer.ObserveReplay(Observation{
-		Endpoint:   p.endpoints.Endpoint(x.Request.Method, x.Request.Path),
+		Endpoint:   p.names.Endpoint(x.Request.Method, x.Request.Path),
 		Production: x,
 		Replay:     row,
 	})

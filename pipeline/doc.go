@@ -14,7 +14,10 @@
 // it. Revoke and Assign (revoke.go) are the barrier a consumer
 // group's rebalance callbacks call; production_guard.go refuses to replay
 // into production; redact.go keeps secrets (headers, JSON body fields) out
-// of every row.
+// of every row. With replay.baseline set, baseline.go sends each selected
+// record to a second copy of the old version too, from the same worker and
+// at the same time, with a client of its own; the result then carries a
+// baseline row as well.
 //
 // Memory is bounded by Limits.MaxInFlight: a record holds a slot from poll
 // until the sink took it, and polling stops while no slot is free, or
@@ -27,7 +30,7 @@
 // dropped together with every record behind it in its partition, so the
 // source delivers them again.
 //
-// It owns no I/O but the HTTP requests to the target (and the DNS lookups
+// It owns no I/O but the HTTP requests to the targets (and the DNS lookups
 // of the production check in New): it does not know Kafka, files or
 // Iceberg, only the interfaces in interfaces.go. conc was chosen for pools
 // that own their goroutines and bound them; the rate pacer is a few lines

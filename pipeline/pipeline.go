@@ -32,13 +32,14 @@ type Pipeline struct {
 	selector   *selector
 	redactor   *redactor
 	replayer   *replayer
+	baseline   *replayer // replay.baseline's; nil when it is off
 	pacer      *pacer
 	guard      *guardrail
 	breaker    *breaker
-	target     hostPort // where requests go, for the production check
+	endpoints  []endpoint // where requests go, for the production check
 	control    *controller
 	observer   Observer              // nil: nobody observes
-	endpoints  *normalize.Normalizer // names endpoints for observations
+	names      *normalize.Normalizer // names endpoints for observations
 
 	stats    stats
 	inFlight atomic.Int64
@@ -62,9 +63,9 @@ func New(cfg Config, src Source, sink Sink, logger *slog.Logger) (*Pipeline, err
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("invalid pipeline configuration: %w", errors.Join(errs...))
 	}
-	target := targetHostPort(c.target)
+	eps := endpoints(cfg, c)
 	if !cfg.Replay.AllowProductionTarget && len(c.productionHosts) > 0 {
-		if err := checkProductionTarget(context.Background(), cfg.Replay.Target, target, c.productionHosts); err != nil {
+		if err := checkProductionTargets(context.Background(), eps, c.productionHosts); err != nil {
 			return nil, fmt.Errorf("invalid pipeline configuration: %w", err)
 		}
 	}
@@ -84,12 +85,13 @@ func New(cfg Config, src Source, sink Sink, logger *slog.Logger) (*Pipeline, err
 		selector:   c.selector,
 		redactor:   c.redactor,
 		replayer:   newReplayer(cfg, c),
+		baseline:   newBaselineReplayer(cfg, c),
 		breaker:    newBreaker(cfg.Replay.Breaker, logger, cfg.RunID),
-		target:     target,
+		endpoints:  eps,
 		control:    ctl,
 		guard:      guard,
 		pacer:      newPacer(ctl, guard, logger, cfg.RunID),
-		endpoints:  defaultEndpoints,
+		names:      defaultEndpoints,
 	}
 	guard.onChange = p.pacer.poke
 	return p, nil
@@ -163,8 +165,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return errors.New("run pipeline: Run may be called only once")
 	}
 	defer p.replayer.close()
+	if p.baseline != nil {
+		defer p.baseline.close()
+	}
 	rc := p.cfg.Replay
-	p.log.Info("replay pipeline started", "run_id", p.cfg.RunID, "target", rc.Target, "workers", rc.Workers,
+	p.log.Info("replay pipeline started", "run_id", p.cfg.RunID, "target", rc.Target, "baseline", rc.Baseline, "workers", rc.Workers,
 		"mode", rc.Mode, "rate", rc.Rate, "burst", p.control.ctl.Burst, "pace", rc.Pace, "ramp_stages", len(rc.Ramp),
 		"dial_percent", p.cfg.Dial.Percent, "max_in_flight", p.cfg.Limits.MaxInFlight,
 		"retry_attempts", rc.Retry.Attempts, "breaker_errors", rc.Breaker.Errors)
@@ -331,9 +336,9 @@ func (p *Pipeline) admit(ctx, workCtx context.Context, r *run, batch uint64, rec
 		return true
 	}
 	if !p.cfg.Replay.AllowProductionTarget {
-		if captured, ok := capturedHost(x); ok && sameEndpoint(captured, p.target) {
+		if err := capturedFromEndpoint(x, p.endpoints); err != nil {
 			p.release(r, 1)
-			r.fail(productionRecordError(x, captured, p.cfg.Replay.Target))
+			r.fail(err)
 			return false
 		}
 	}
@@ -497,7 +502,7 @@ func (p *Pipeline) work(ctx context.Context, r *run, t *ticket, x *schemas.Excha
 		p.stats.abandoned.Add(int64(n))
 	}
 	rec := panics.Try(func() {
-		row, o := p.replayer.replay(ctx, r.stop, x)
+		row, base, o := p.replayTargets(ctx, r.stop, x)
 		p.breaker.report(probe, o)
 		if row != nil && o != outcomeNeutral {
 			p.guard.report(time.Now(), row)
@@ -512,7 +517,7 @@ func (p *Pipeline) work(ctx context.Context, r *run, t *ticket, x *schemas.Excha
 		if row.ErrorKind != "" {
 			p.stats.replayError(row.ErrorKind)
 		}
-		res.Replay = row
+		res.Replay, res.Baseline = row, base
 		p.observe(x, row)
 		r.seq.complete(t, res)
 	})
@@ -648,6 +653,9 @@ func countRows(t *TableRows, res *schemas.Result) {
 	if res.Replay != nil {
 		t.Replay++
 	}
+	if res.Baseline != nil {
+		t.Baseline++
+	}
 	if res.DeadLetter != nil {
 		t.DeadLetter++
 	}
@@ -689,6 +697,7 @@ func (p *Pipeline) flushSink(ctx context.Context, r *run, reason string) error {
 	p.stats.flushes.Add(1)
 	p.stats.written.production.Add(r.pending.Production)
 	p.stats.written.replay.Add(r.pending.Replay)
+	p.stats.written.baseline.Add(r.pending.Baseline)
 	p.stats.written.deadLetter.Add(r.pending.DeadLetter)
 	r.pending = TableRows{}
 	for tp, off := range offsets {

@@ -275,10 +275,12 @@ type received struct {
 	Body                      string
 }
 
-// recorder is a target that records requests by X-Replay-Id.
+// recorder is a target that records requests by X-Replay-Id, and counts
+// them.
 type recorder struct {
 	mu   sync.Mutex
 	reqs map[string]received
+	hits map[string]int
 	// before, when set, runs before the response is written.
 	before func(r *http.Request)
 }
@@ -287,9 +289,11 @@ func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	rec.mu.Lock()
 	if rec.reqs == nil {
-		rec.reqs = map[string]received{}
+		rec.reqs, rec.hits = map[string]received{}, map[string]int{}
 	}
-	rec.reqs[r.Header.Get("X-Replay-Id")] = received{r.Method, r.URL.EscapedPath(), r.URL.RawQuery, r.Host, r.Header.Clone(), string(body)}
+	id := r.Header.Get("X-Replay-Id")
+	rec.reqs[id] = received{r.Method, r.URL.EscapedPath(), r.URL.RawQuery, r.Host, r.Header.Clone(), string(body)}
+	rec.hits[id]++
 	rec.mu.Unlock()
 	if rec.before != nil {
 		rec.before(r)
@@ -304,6 +308,13 @@ func (rec *recorder) get(id string) (received, bool) {
 	defer rec.mu.Unlock()
 	r, ok := rec.reqs[id]
 	return r, ok
+}
+
+// counts returns how often each X-Replay-Id was received.
+func (rec *recorder) counts() map[string]int {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return maps.Clone(rec.hits)
 }
 
 func startPipeline(t *testing.T, ctx context.Context, cfg Config, src Source, sink Sink, log *slog.Logger) (*Pipeline, <-chan error) {

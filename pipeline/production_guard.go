@@ -15,10 +15,10 @@ import (
 	"github.com/replaykit/replay/schemas"
 )
 
-// ErrProductionTarget is wrapped by the error of New when replay.target is
-// a production host, and by the error of Run when a selected record was
-// captured from the target itself. replay.allow_production_target turns
-// both checks off.
+// ErrProductionTarget is wrapped by the error of New when replay.target (or
+// replay.baseline) is a production host, and by the error of Run when a
+// selected record was captured from the target (or the baseline) itself.
+// replay.allow_production_target turns both checks off.
 var ErrProductionTarget = errors.New("replay target is a production host")
 
 // productionLookupTimeout bounds the DNS lookups New makes to compare the
@@ -100,15 +100,46 @@ func sameEndpoint(a, b hostPort) bool {
 	return a.host == b.host && (a.port == "" || b.port == "" || a.port == b.port)
 }
 
+// endpoint is one place replayed requests go: replay.target, or
+// replay.baseline.
+type endpoint struct {
+	field string // replay.target or replay.baseline
+	url   string // as configured
+	hp    hostPort
+	fix   string // what it should point at instead
+}
+
+// endpoints returns where a configuration sends requests: the target, and
+// the baseline when one is set.
+func endpoints(cfg Config, c *compiled) []endpoint {
+	out := []endpoint{{"replay.target", cfg.Replay.Target, targetHostPort(c.target), "the new cluster"}}
+	if c.baseline != nil {
+		out = append(out, endpoint{"replay.baseline", cfg.Replay.Baseline, targetHostPort(c.baseline), "a second copy of the old version"})
+	}
+	return out
+}
+
+// checkProductionTargets returns an error wrapping ErrProductionTarget
+// when one of eps is a production host by name or by address.
+func checkProductionTargets(ctx context.Context, eps []endpoint, prod []hostPort) error {
+	for _, ep := range eps {
+		if err := checkProductionTarget(ctx, ep, prod); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // checkProductionTarget returns an error wrapping ErrProductionTarget when
-// target is one of prod by name, or shares an address with one of them.
+// ep is one of prod by name, or shares an address with one of them.
 // Lookups that fail are ignored: the check is a guard, not a dependency on
 // DNS.
-func checkProductionTarget(ctx context.Context, targetURL string, target hostPort, prod []hostPort) error {
+func checkProductionTarget(ctx context.Context, ep endpoint, prod []hostPort) error {
+	target := ep.hp
 	refuse := func(why string) error {
-		fe := &FieldError{Field: "replay.target", Problem: fmt.Sprintf(
-			"%q is a production host (%s); point replay.target at the new cluster, or set replay.allow_production_target: true to replay against it on purpose",
-			targetURL, why)}
+		fe := &FieldError{Field: ep.field, Problem: fmt.Sprintf(
+			"%q is a production host (%s); point %s at %s, or set replay.allow_production_target: true to replay against it on purpose",
+			ep.url, why, ep.field, ep.fix)}
 		return fmt.Errorf("%w: %w", ErrProductionTarget, fe)
 	}
 	var candidates []int
@@ -181,11 +212,26 @@ func capturedHost(x *schemas.Exchange) (hp hostPort, ok bool) {
 	return hostPort{host: normalizeHost(host), port: port, raw: raw}, true
 }
 
+// capturedFromEndpoint returns the error that stops a run when x was
+// captured from one of eps (the target or the baseline), or nil.
+func capturedFromEndpoint(x *schemas.Exchange, eps []endpoint) error {
+	captured, ok := capturedHost(x)
+	if !ok {
+		return nil
+	}
+	for _, ep := range eps {
+		if sameEndpoint(captured, ep.hp) {
+			return productionRecordError(x, captured, ep)
+		}
+	}
+	return nil
+}
+
 // productionRecordError is the error that stops a run when a selected
-// record was captured from the target.
-func productionRecordError(x *schemas.Exchange, captured hostPort, targetURL string) error {
-	return fmt.Errorf("%w: record %s (correlation_id %s) was captured from %s, which is replay.target %s: "+
-		"replaying it would send production traffic back to production; point replay.target at the new cluster, "+
+// record was captured from the target or the baseline.
+func productionRecordError(x *schemas.Exchange, captured hostPort, ep endpoint) error {
+	return fmt.Errorf("%w: record %s (correlation_id %s) was captured from %s, which is %s %s: "+
+		"replaying it would send production traffic back to production; point %s at %s, "+
 		"or set replay.allow_production_target: true to replay against it on purpose",
-		ErrProductionTarget, x.Source, x.CorrelationID, captured.raw, targetURL)
+		ErrProductionTarget, x.Source, x.CorrelationID, captured.raw, ep.field, ep.url, ep.field, ep.fix)
 }

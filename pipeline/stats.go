@@ -70,6 +70,7 @@ type LiveCounts struct {
 type TableRows struct {
 	Production int64
 	Replay     int64
+	Baseline   int64 // baseline_responses: replays to replay.baseline
 	DeadLetter int64
 }
 
@@ -83,7 +84,7 @@ type stats struct {
 	consumed, decoded, deadLettered, filtered, replayed atomic.Int64
 	skippedHeld, retries, discarded, abandoned          atomic.Int64
 	replayErrors                                        [len(errorKinds)]atomic.Int64
-	written                                             struct{ production, replay, deadLetter atomic.Int64 }
+	written                                             struct{ production, replay, baseline, deadLetter atomic.Int64 }
 	flushes, commits, commitErrors                      atomic.Int64
 
 	mu        sync.Mutex
@@ -125,6 +126,7 @@ func (p *Pipeline) Stats() Stats {
 		RowsWritten: TableRows{
 			Production: s.written.production.Load(),
 			Replay:     s.written.replay.Load(),
+			Baseline:   s.written.baseline.Load(),
 			DeadLetter: s.written.deadLetter.Load(),
 		},
 		Flushes:      s.flushes.Load(),

@@ -349,7 +349,7 @@ func (b *ProductionBuilder) Append(row *ProductionRow) error {
 	return nil
 }
 
-// ReplayBuilder builds replay_responses records.
+// ReplayBuilder builds replay_responses or baseline_responses records.
 type ReplayBuilder struct {
 	rowBuilder
 	runID, correlationID    *array.StringBuilder
@@ -368,7 +368,17 @@ type ReplayBuilder struct {
 // NewReplayBuilder returns a builder of replay_responses records allocating
 // from mem. The caller releases it.
 func NewReplayBuilder(mem memory.Allocator) *ReplayBuilder {
-	b := &ReplayBuilder{rowBuilder: newRowBuilder(mem, TableReplay)}
+	return newReplayBuilder(mem, TableReplay)
+}
+
+// NewBaselineBuilder returns a builder of baseline_responses records (the
+// replay_responses schema) allocating from mem. The caller releases it.
+func NewBaselineBuilder(mem memory.Allocator) *ReplayBuilder {
+	return newReplayBuilder(mem, TableBaseline)
+}
+
+func newReplayBuilder(mem memory.Allocator, tableName string) *ReplayBuilder {
+	b := &ReplayBuilder{rowBuilder: newRowBuilder(mem, tableName)}
 	r := &b.rowBuilder
 	b.runID = column[*array.StringBuilder](r, "run_id")
 	b.correlationID = column[*array.StringBuilder](r, "correlation_id")

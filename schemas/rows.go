@@ -40,8 +40,9 @@ type ProductionRow struct {
 	Exchange *Exchange
 }
 
-// ReplayRow is one row of replay_responses: the request as sent to the
-// target and what came back, or the error.
+// ReplayRow is one row of replay_responses (or of baseline_responses, for
+// the baseline target): the request as sent to the target and what came
+// back, or the error.
 type ReplayRow struct {
 	RunID         string
 	CorrelationID string
@@ -78,11 +79,14 @@ type DeadLetterRow struct {
 
 // Result is everything one source record produced, handed to the sink in
 // offset order per partition. A decoded record always has a Production row;
-// a selected one also has a Replay row; an undecodable one has only a
-// DeadLetter row.
+// a selected one also has a Replay row, and a Baseline row when a baseline
+// target is set; an undecodable one has only a DeadLetter row.
 type Result struct {
 	Source     Coordinates
 	Production *ProductionRow
 	Replay     *ReplayRow
+	// Baseline is the same request replayed to the baseline target (a
+	// second copy of the old version), for baseline_responses.
+	Baseline   *ReplayRow
 	DeadLetter *DeadLetterRow
 }

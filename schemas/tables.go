@@ -11,20 +11,24 @@ import (
 // Names of the tables replay writes. Every table lives in the configured
 // namespace (default "replay").
 const (
-	TableProduction  = "production_responses"
-	TableReplay      = "replay_responses"
+	TableProduction = "production_responses"
+	TableReplay     = "replay_responses"
+	// TableBaseline holds the same requests replayed to replay.baseline, a
+	// second copy of the old version, when it is set; its schema is
+	// replay_responses'.
+	TableBaseline    = "baseline_responses"
 	TableDeadLetters = "dead_letters"
 )
 
 // TableNames returns the names of the tables the replay sink writes, in the
 // order it commits them.
 func TableNames() []string {
-	return []string{TableProduction, TableReplay, TableDeadLetters}
+	return []string{TableProduction, TableReplay, TableBaseline, TableDeadLetters}
 }
 
 // Field IDs shared by every table. The identifier fields (run_id,
 // correlation_id) and the partition source (captured_at) sit at the same IDs
-// in all three tables.
+// in all of them.
 const (
 	fieldRunID         = 1
 	fieldCorrelationID = 2
@@ -154,6 +158,7 @@ func deadLetterSchema() *iceberg.Schema {
 var schemaFuncs = map[string]func() *iceberg.Schema{
 	TableProduction:  productionSchema,
 	TableReplay:      replaySchema,
+	TableBaseline:    replaySchema,
 	TableDeadLetters: deadLetterSchema,
 }
 

@@ -29,6 +29,9 @@ func tablesMarkdown() string {
 		} else {
 			fmt.Fprintf(&b, "Partitioned by `identity(run_id)`, `day(captured_at)`; sorted by `correlation_id`; identifier fields `run_id`, `correlation_id`.\n\n")
 		}
+		if name == TableBaseline {
+			fmt.Fprintf(&b, "The same requests as `%s`, replayed to `replay.baseline` (a second copy of the old version) in the same run; empty while `replay.baseline` is unset. The columns are those of `%s`.\n\n", TableReplay, TableReplay)
+		}
 		b.WriteString("| column | type | required | meaning |\n|---|---|---|---|\n")
 		for _, f := range sc.Fields() {
 			req := ""

@@ -254,6 +254,43 @@ func TestReplayBuilderRoundTrip(t *testing.T) {
 	}
 }
 
+// baseline_responses holds the baseline target's replay rows: exactly the
+// replay_responses schema, spec and order, built by the same builder.
+func TestBaselineTableIsTheReplayTable(t *testing.T) {
+	if !slices.Contains(schemas.TableNames(), schemas.TableBaseline) {
+		t.Fatalf("TableNames() = %v lacks %s", schemas.TableNames(), schemas.TableBaseline)
+	}
+	if b, r := schemas.IcebergSchema(schemas.TableBaseline), schemas.IcebergSchema(schemas.TableReplay); !b.Equals(r) {
+		t.Errorf("baseline schema\n%v\nwant the replay schema\n%v", b, r)
+	}
+	if b, r := schemas.ArrowSchema(schemas.TableBaseline), schemas.ArrowSchema(schemas.TableReplay); !b.Equal(r) {
+		t.Errorf("baseline arrow schema %v, want %v", b, r)
+	}
+	if !schemas.PartitionSpec(schemas.TableBaseline).Equals(*schemas.PartitionSpec(schemas.TableReplay)) ||
+		!schemas.SortOrder(schemas.TableBaseline).Equals(schemas.SortOrder(schemas.TableReplay)) {
+		t.Error("baseline partition spec or sort order differs from replay_responses'")
+	}
+
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	defer mem.AssertSize(t, 0)
+	b := schemas.NewBaselineBuilder(mem)
+	defer b.Release()
+	row := &schemas.ReplayRow{RunID: "run-1", CorrelationID: "c-1", CapturedAt: captured, Target: "http://old-copy:8080",
+		Request: schemas.Request{Method: "GET", Path: "/v1/titles/42"}, Response: &schemas.Response{Status: 200, Body: binBody}, Attempts: 1}
+	if err := b.Append(row); err != nil {
+		t.Fatal(err)
+	}
+	rec := b.NewRecord()
+	defer rec.Release()
+	if !rec.Schema().Equal(schemas.ArrowSchema(schemas.TableBaseline)) {
+		t.Errorf("baseline record schema %v", rec.Schema())
+	}
+	c := cols{t, rec}
+	c.str("target", 0, row.Target)
+	c.int32("response_status", 0, 200)
+	c.bytes("response_body", 0, binBody)
+}
+
 func TestDeadLetterBuilderRoundTrip(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
 	defer mem.AssertSize(t, 0)

@@ -49,7 +49,11 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Result, 
 	if cfg.Source.Type == "kafka" {
 		sinkCfg.Group = cfg.Source.Kafka.Group
 	}
-	sink, err := sinks.OpenIceberg(ctx, sinkCfg, logger)
+	var sinkOpts []sinks.Option
+	if cfg.Pipeline.Replay.Baseline != "" {
+		sinkOpts = append(sinkOpts, sinks.WithBaseline())
+	}
+	sink, err := sinks.OpenIceberg(ctx, sinkCfg, logger, sinkOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +82,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Result, 
 		return nil, err
 	}
 	logger.Info("replay run starting", "run_id", cfg.RunID, "source", cfg.Source.Type, "target", cfg.Pipeline.Replay.Target,
-		"catalog", cfg.Sink.Catalog.Type, "namespace", cfg.Sink.Namespace)
+		"baseline", cfg.Pipeline.Replay.Baseline, "catalog", cfg.Sink.Catalog.Type, "namespace", cfg.Sink.Namespace)
 	running.Store(true)
 	runErr := p.Run(ctx)
 	running.Store(false)
@@ -118,6 +122,7 @@ func startAdmin(ctx context.Context, cfg config.Config, p *pipeline.Pipeline, ru
 		}),
 		RunID:     cfg.RunID,
 		Target:    cfg.Pipeline.Replay.Target,
+		Baseline:  cfg.Pipeline.Replay.Baseline,
 		StartedAt: startedAt,
 	}, logger)
 	adminCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))

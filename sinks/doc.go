@@ -17,11 +17,15 @@
 // table schemas: those live once in package schemas.
 //
 // Exactly once into every table: each flush commits one snapshot to each of
-// the three tables, an empty one for a table that got no rows, so their
-// offsets advance together. Resume reads them back when partitions are
-// assigned (the Kafka source restarts each partition at the lowest of the
-// three) and Add then drops rows a table already holds; HoldsReplay lets the
-// pipeline skip requests whose replay row is already stored. Every table
+// replay's tables (production_responses, replay_responses,
+// baseline_responses, dead_letters), an empty one for a table that got no
+// rows, so their offsets advance together. baseline_responses takes the
+// rows a baseline target answered (replay.baseline) and is committed like
+// the others even while it gets none. Resume reads the offsets back when
+// partitions are assigned (the Kafka source restarts each partition at the
+// lowest of them) and Add then drops rows a table already holds;
+// HoldsReplay lets the pipeline skip requests whose replay row (and, with
+// WithBaseline, baseline row) is already stored. Every table
 // commit is fenced and retried by the sink (sink.commit_retry): reload the
 // table, re-read its offsets, drop buffered rows another writer (a replica
 // that took the partition over, or an earlier attempt whose outcome was
@@ -31,10 +35,16 @@
 //
 // Limits: the offsets live in snapshot summaries, so expiring snapshots must
 // keep, per partition and group, the newest snapshot that records it (every
-// flush records the partitions it covers in all three tables, so keeping a
+// flush records the partitions it covers in every table, so keeping a
 // few of the newest flushes of every replica is enough); a partition whose
 // offsets were expired from a table is read again from the consumer group's
 // committed offset and its rows may be written twice.
+//
+// A warehouse written by a version without baseline_responses gets the
+// table on the next open. Until a flush has recorded a partition in it,
+// Resume knows that partition from no table-wide offset and the source
+// starts it at the consumer group's committed offset (never ahead of the
+// tables); the other tables drop the rows they already hold.
 //
 // Dependencies, chosen:
 //

@@ -18,7 +18,7 @@ import (
 )
 
 // Read helpers for the batch compare job: streaming scans of one run and
-// the size of a run before reading it. They work on replay's three tables
+// the size of a run before reading it. They work on replay's tables
 // and on the comparison tables (see schemas.ComparisonTableNames), and only
 // read the catalog, so they may be called from any goroutine.
 

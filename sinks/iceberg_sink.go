@@ -53,7 +53,8 @@ var _ interface {
 type Option func(*options)
 
 type options struct {
-	mem memory.Allocator
+	mem      memory.Allocator
+	baseline bool
 }
 
 // WithAllocator makes the sink allocate Arrow memory (row builders, records,
@@ -61,6 +62,17 @@ type options struct {
 // memory.CheckedAllocator to prove every buffer is released.
 func WithAllocator(mem memory.Allocator) Option {
 	return func(o *options) { o.mem = mem }
+}
+
+// WithBaseline says the pipeline replays every selected record to a
+// baseline target too (replay.baseline is set), so a record's replay is
+// complete only with its rows in both replay_responses and
+// baseline_responses: HoldsReplay then requires both. Without it
+// baseline_responses is still created and committed with every flush (it
+// stays empty), so its offsets keep pace with the other tables and the
+// baseline can be turned on later without a gap.
+func WithBaseline() Option {
+	return func(o *options) { o.baseline = true }
 }
 
 // Iceberg writes results into replay's Iceberg tables, exactly once per
@@ -76,7 +88,7 @@ func WithAllocator(mem memory.Allocator) Option {
 // How exactly-once works: every flush commits one snapshot to every table,
 // even a table that got no rows (an empty append), and each snapshot records
 // in its summary the next offset of every partition the flush covers, so the
-// three tables' offsets advance together. Resume reads them back for newly
+// tables' offsets advance together. Resume reads them back for newly
 // assigned partitions and returns the lowest, where the source restarts; Add
 // then drops rows a table already holds (HoldsReplay lets the pipeline skip
 // the request altogether). Each table commit is fenced: it re-reads the
@@ -85,11 +97,12 @@ func WithAllocator(mem memory.Allocator) Option {
 // requires the table's main branch to be unchanged since that read, retrying
 // from the read on any failure.
 type Iceberg struct {
-	cfg    IcebergConfig
-	logger *slog.Logger
-	mem    memory.Allocator
-	ns     table.Identifier
-	byName map[string]*tableBuffer // immutable after OpenIceberg
+	cfg      IcebergConfig
+	logger   *slog.Logger
+	mem      memory.Allocator
+	baseline bool // WithBaseline
+	ns       table.Identifier
+	byName   map[string]*tableBuffer // immutable after OpenIceberg
 
 	mu sync.Mutex
 	// cat and tables are set by OpenIceberg and cleared by Close.
@@ -136,7 +149,7 @@ type pendingBatch struct {
 }
 
 // OpenIceberg loads the configured catalog and makes sure the namespace and
-// the three tables exist, creating them with their partition spec, sort
+// the tables of schemas.TableNames exist, creating them with their partition spec, sort
 // order, identifier fields and compression if missing. Opening an existing
 // warehouse again changes nothing, except the compression property when the
 // configuration changed it. A table whose schema does not match this
@@ -159,21 +172,22 @@ func OpenIceberg(ctx context.Context, cfg IcebergConfig, logger *slog.Logger, op
 		return nil, err
 	}
 	s := &Iceberg{
-		cfg:     cfg,
-		logger:  logger,
-		mem:     o.mem,
-		cat:     cat,
-		ns:      catalog.ToIdentifier(cfg.Namespace),
-		byName:  map[string]*tableBuffer{},
-		next:    schemas.Offsets{},
-		covered: map[schemas.TopicPartition]struct{}{},
-		held:    map[string]schemas.Offsets{},
+		cfg:      cfg,
+		logger:   logger,
+		mem:      o.mem,
+		baseline: o.baseline,
+		cat:      cat,
+		ns:       catalog.ToIdentifier(cfg.Namespace),
+		byName:   map[string]*tableBuffer{},
+		next:     schemas.Offsets{},
+		covered:  map[schemas.TopicPartition]struct{}{},
+		held:     map[string]schemas.Offsets{},
 	}
 	if err := s.open(ctx); err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
 	logger.Info("iceberg sink open", "catalog", cfg.Catalog.Type, "uri", cfg.Catalog.URI,
-		"warehouse", warehouse, "namespace", cfg.Namespace, "duration", time.Since(start))
+		"warehouse", warehouse, "namespace", cfg.Namespace, "baseline", o.baseline, "duration", time.Since(start))
 
 	return s, nil
 }
@@ -195,6 +209,8 @@ func (s *Iceberg) open(ctx context.Context) error {
 			tb.builder = schemas.NewProductionBuilder(s.mem)
 		case schemas.TableReplay:
 			tb.builder = schemas.NewReplayBuilder(s.mem)
+		case schemas.TableBaseline:
+			tb.builder = schemas.NewBaselineBuilder(s.mem)
 		case schemas.TableDeadLetters:
 			tb.builder = schemas.NewDeadLetterBuilder(s.mem)
 		}
@@ -268,7 +284,7 @@ func checkSchema(have, want *iceberg.Schema) error {
 // A row for a table that already holds its record (the record's offset is
 // below what Resume read from that table for the partition) is dropped and
 // counted; the other tables still get theirs. The offset is noted either way,
-// so the next flush records it in all three tables.
+// so the next flush records it in every table.
 func (s *Iceberg) Add(r *schemas.Result) error {
 	if r == nil {
 		return errors.New("add result: nil result")
@@ -282,6 +298,11 @@ func (s *Iceberg) Add(r *schemas.Result) error {
 	if r.Replay != nil {
 		if err := r.Replay.Check(); err != nil {
 			return fmt.Errorf("add result %s: %w", r.Source, err)
+		}
+	}
+	if r.Baseline != nil {
+		if err := r.Baseline.Check(); err != nil {
+			return fmt.Errorf("add result %s: %s row: %w", r.Source, schemas.TableBaseline, err)
 		}
 	}
 	if r.DeadLetter != nil {
@@ -303,10 +324,16 @@ func (s *Iceberg) Add(r *schemas.Result) error {
 			tb.runIDs[r.Production.RunID] = struct{}{}
 		}
 	}
-	if r.Replay != nil {
-		if tb := s.byName[schemas.TableReplay]; !s.heldLocked(tb, r.Source) {
-			_ = tb.builder.(*schemas.ReplayBuilder).Append(r.Replay)
-			tb.runIDs[r.Replay.RunID] = struct{}{}
+	for _, side := range [...]struct {
+		table string
+		row   *schemas.ReplayRow
+	}{{schemas.TableReplay, r.Replay}, {schemas.TableBaseline, r.Baseline}} {
+		if side.row == nil {
+			continue
+		}
+		if tb := s.byName[side.table]; !s.heldLocked(tb, r.Source) {
+			_ = tb.builder.(*schemas.ReplayBuilder).Append(side.row)
+			tb.runIDs[side.row.RunID] = struct{}{}
 		}
 	}
 	if r.DeadLetter != nil {
@@ -324,13 +351,21 @@ func (s *Iceberg) Add(r *schemas.Result) error {
 // heldLocked reports whether tb already holds the row of the record at c,
 // counting it as skipped when it does. s.mu is held.
 func (s *Iceberg) heldLocked(tb *tableBuffer, c schemas.Coordinates) bool {
-	if held, ok := s.held[tb.name][c.TP()]; ok && c.Offset < held {
+	if s.holdsLocked(tb.name, c) {
 		tb.skipped++
 
 		return true
 	}
 
 	return false
+}
+
+// holdsLocked reports whether the named table held the row of the record at
+// c as of the last Resume of its partition. s.mu is held.
+func (s *Iceberg) holdsLocked(table string, c schemas.Coordinates) bool {
+	held, ok := s.held[table][c.TP()]
+
+	return ok && c.Offset < held
 }
 
 // Buffered reports the rows and approximate bytes not yet committed,
@@ -365,10 +400,10 @@ type commitStats struct {
 
 // Flush commits what was added since the last successful flush: one
 // snapshot per table, in the order production_responses, replay_responses,
-// dead_letters, each recording in its summary the consumer group, the run
+// baseline_responses, dead_letters, each recording in its summary the consumer group, the run
 // IDs of its rows, a commit ID and, per partition the flush covers, the next
 // offset to read. A table that got no rows gets an empty snapshot with the
-// same summary, so the offsets of all three tables advance together (a table
+// same summary, so the offsets of every table advance together (a table
 // is skipped only when it already records at least these offsets and has
 // nothing to write). It returns the offsets, or empty offsets when nothing
 // was added since the last flush.
@@ -853,7 +888,7 @@ func (s *Iceberg) CommittedOffsets(ctx context.Context, tableName string, group 
 
 // Resume reads, for the consumer group, the offsets each table records for
 // tps, remembers them per table (for Add and HoldsReplay), and returns where
-// the source should restart each partition: the lowest of the three tables'
+// the source should restart each partition: the lowest of the tables'
 // offsets, so that every table gets every record it does not hold yet.
 //
 // A partition is absent from the result when any table records no offset
@@ -932,14 +967,16 @@ func (s *Iceberg) Resume(ctx context.Context, tps []schemas.TopicPartition) (sch
 }
 
 // HoldsReplay reports whether replay_responses already holds the row of the
-// record at c, as of the last Resume of its partition: the pipeline need not
-// send that request again. It is safe to call from any goroutine.
+// record at c, as of the last Resume of its partition, and with WithBaseline
+// baseline_responses too: the pipeline need not send that request again. A
+// record one of the two lacks is replayed to both targets; Add then drops
+// the row the table that has it already holds. It is safe to call from any
+// goroutine.
 func (s *Iceberg) HoldsReplay(c schemas.Coordinates) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	held, ok := s.held[schemas.TableReplay][c.TP()]
 
-	return ok && c.Offset < held
+	return s.holdsLocked(schemas.TableReplay, c) && (!s.baseline || s.holdsLocked(schemas.TableBaseline, c))
 }
 
 // Forget drops what Resume remembered of tps, partitions revoked from this

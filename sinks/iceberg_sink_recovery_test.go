@@ -161,6 +161,9 @@ func expected(results []*schemas.Result) map[string]map[string]bool {
 		if r.Replay != nil {
 			out[schemas.TableReplay][r.Replay.CorrelationID] = true
 		}
+		if r.Baseline != nil {
+			out[schemas.TableBaseline][r.Baseline.CorrelationID] = true
+		}
 		if r.DeadLetter != nil {
 			out[schemas.TableDeadLetters][r.DeadLetter.CorrelationID] = true
 		}
@@ -299,31 +302,36 @@ func TestEveryFlushAdvancesEveryTable(t *testing.T) {
 	}
 }
 
-// A crash between the production and the replay commit of a flush leaves
-// the tables at different offsets; a new sink resumes at the lowest, and
-// each table ends with every row once.
+// A crash between two table commits of a flush leaves the tables at
+// different offsets; a new sink resumes at the lowest, and each table ends
+// with every row once. The results carry baseline rows: the restarted sink
+// runs with WithBaseline, so a record is held only when both
+// replay_responses and baseline_responses have it.
 func TestResumeAfterCrashBetweenCommits(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
+		table    string // whose commit fails
 		fault    fault
 		attempts int
-		// offsets the tables record after the crash: production, replay,
-		// dead_letters
-		after [3]int64
+		// offsets the tables record after the crash, in TableNames order:
+		// production, replay, baseline, dead_letters
+		after [4]int64
 	}{
-		{"replay commit refused", failBefore, 2, [3]int64{30, 20, 20}},
-		{"replay commit applied but reported failed", failAfter, 1, [3]int64{30, 30, 20}},
+		{"replay commit refused", schemas.TableReplay, failBefore, 2, [4]int64{30, 20, 20, 20}},
+		{"replay commit applied but reported failed", schemas.TableReplay, failAfter, 1, [4]int64{30, 30, 20, 20}},
+		{"baseline commit refused", schemas.TableBaseline, failBefore, 2, [4]int64{30, 30, 20, 20}},
+		{"baseline commit applied but reported failed", schemas.TableBaseline, failAfter, 1, [4]int64{30, 30, 30, 20}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			results, _ := makeResults(80, 0) // offsets 0..39 of two partitions
-			crashed, _ := openTestConfig(t, fastRetry(testConfig(dir), tc.attempts))
+			crashed, _ := openTestConfig(t, fastRetry(testConfig(dir), tc.attempts), WithBaseline())
 			fc := wrapCatalog(crashed)
 			addAll(t, crashed, results[:40]) // offsets 0..19
 			flush(t, crashed)
 
 			fc.setFault(func(name string, _ int) fault {
-				if name == schemas.TableReplay {
+				if name == tc.table {
 					return tc.fault
 				}
 
@@ -332,24 +340,24 @@ func TestResumeAfterCrashBetweenCommits(t *testing.T) {
 			addAll(t, crashed, results[40:60]) // offsets 20..29
 			_, err := crashed.Flush(t.Context())
 			if err == nil {
-				t.Fatal("Flush succeeded with the replay commit failing")
+				t.Fatalf("Flush succeeded with the %s commit failing", tc.table)
 			}
-			for _, want := range []string{"replay.replay_responses", fmt.Sprintf("gave up after %d attempts", tc.attempts), errInjected.Error()} {
+			for _, want := range []string{"replay." + tc.table, fmt.Sprintf("gave up after %d attempts", tc.attempts), errInjected.Error()} {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("error %q does not mention %q", err, want)
 				}
 			}
-			if n := fc.callsTo(schemas.TableReplay); n != tc.attempts {
-				t.Errorf("%d replay commits tried, want %d", n, tc.attempts)
+			if n := fc.callsTo(tc.table); n != tc.attempts {
+				t.Errorf("%d %s commits tried, want %d", n, tc.table, tc.attempts)
 			}
 			if n := fc.callsTo(schemas.TableDeadLetters); n != 0 {
-				t.Errorf("dead_letters was committed after replay_responses failed (%d commits)", n)
+				t.Errorf("dead_letters was committed after %s failed (%d commits)", tc.table, n)
 			}
 			if err := crashed.Close(); err != nil { // the crash
 				t.Fatal(err)
 			}
 
-			s, _ := openTest(t, dir)
+			s, _ := openTestConfig(t, testConfig(dir), WithBaseline())
 			for i, name := range schemas.TableNames() {
 				got, err := s.CommittedOffsets(t.Context(), name, testGroup)
 				if err != nil {
@@ -372,11 +380,21 @@ func TestResumeAfterCrashBetweenCommits(t *testing.T) {
 			at := func(o int64) schemas.Coordinates {
 				return schemas.Coordinates{Topic: testTopic, Partition: 1, Offset: o}
 			}
-			replayAt := tc.after[1]
-			if !s.HoldsReplay(at(replayAt-1)) || s.HoldsReplay(at(replayAt)) {
-				t.Errorf("HoldsReplay(%d), HoldsReplay(%d) = %v, %v; want true, false", replayAt-1, replayAt,
-					s.HoldsReplay(at(replayAt-1)), s.HoldsReplay(at(replayAt)))
+			// Held: in replay_responses and in baseline_responses.
+			holds := func(s *Iceberg, want int64) {
+				t.Helper()
+				if !s.HoldsReplay(at(want-1)) || s.HoldsReplay(at(want)) {
+					t.Errorf("HoldsReplay(%d), HoldsReplay(%d) = %v, %v; want true, false", want-1, want,
+						s.HoldsReplay(at(want-1)), s.HoldsReplay(at(want)))
+				}
 			}
+			holds(s, min(tc.after[1], tc.after[2]))
+			// Without a baseline target, replay_responses alone decides.
+			plain, _ := openTest(t, dir)
+			if _, err := plain.Resume(t.Context(), []schemas.TopicPartition{p0, p1}); err != nil {
+				t.Fatal(err)
+			}
+			holds(plain, tc.after[1])
 
 			// The source re-delivers from offset 20.
 			addAll(t, s, results[40:])
@@ -493,6 +511,8 @@ func TestHoldsReplayAndAddSkipsHeldRows(t *testing.T) {
 				want += int64(boolInt(r.Production != nil))
 			case schemas.TableReplay:
 				want += int64(boolInt(r.Replay != nil))
+			case schemas.TableBaseline:
+				want += int64(boolInt(r.Baseline != nil))
 			case schemas.TableDeadLetters:
 				want += int64(boolInt(r.DeadLetter != nil))
 			}

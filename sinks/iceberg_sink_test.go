@@ -58,11 +58,12 @@ func openTest(t *testing.T, dir string) (*Iceberg, *memory.CheckedAllocator) {
 	return openTestConfig(t, testConfig(dir))
 }
 
-// openTestConfig is openTest with a configuration of the caller's.
-func openTestConfig(t *testing.T, cfg IcebergConfig) (*Iceberg, *memory.CheckedAllocator) {
+// openTestConfig is openTest with a configuration and options of the
+// caller's.
+func openTestConfig(t *testing.T, cfg IcebergConfig, opts ...Option) (*Iceberg, *memory.CheckedAllocator) {
 	t.Helper()
 	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
-	s, err := OpenIceberg(t.Context(), cfg, testLogger(t), WithAllocator(mem))
+	s, err := OpenIceberg(t.Context(), cfg, testLogger(t), append(opts, WithAllocator(mem))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,8 +80,10 @@ func openTestConfig(t *testing.T, cfg IcebergConfig) (*Iceberg, *memory.CheckedA
 // want is what one result should have written.
 type want struct {
 	production, replay, deadLetter bool
+	baseline                       bool  // replayed to the baseline target too
 	status                         int32 // 0: null
 	replayStatus                   int32 // 0: null
+	baselineBody                   []byte
 	reqBody, respBody              []byte
 	reqHeaders                     map[string][]string
 	raw                            []byte
@@ -88,8 +91,8 @@ type want struct {
 
 // makeResults returns n results spread over two partitions, starting at
 // offset first: every 10th a dead letter, every 3rd without a production
-// response, every 2nd replayed (every 4th of those failing), bodies with
-// bytes that are not UTF-8.
+// response, every 2nd replayed (every 4th of those failing) to the target
+// and to the baseline target, bodies with bytes that are not UTF-8.
 func makeResults(n int, first int64) ([]*schemas.Result, map[string]want) {
 	base := time.Date(2026, 11, 21, 23, 59, 0, 0, time.UTC) // crosses a day boundary
 	wants := map[string]want{}
@@ -139,6 +142,10 @@ func makeResults(n int, first int64) ([]*schemas.Result, map[string]want) {
 				rr.Response = &schemas.Response{Status: 200, Body: w.respBody}
 			}
 			r.Replay = rr
+			w.baseline, w.baselineBody = true, fmt.Appendf(nil, `{"i":%d,"baseline":true}`, i)
+			r.Baseline = &schemas.ReplayRow{RunID: testRun, CorrelationID: id, CapturedAt: at, ReplayedAt: at.Add(time.Hour),
+				Target: "http://old-copy:8080", Source: src, Request: x.Request, Attempts: 1,
+				Response: &schemas.Response{Status: 200, Body: w.baselineBody}}
 		}
 		wants[id] = w
 		out = append(out, r)
@@ -286,6 +293,7 @@ func TestFlushWritesAndReadsBack(t *testing.T) {
 	rows, size := s.Buffered()
 	wantRows := count(wants, func(w want) bool { return w.production }) +
 		count(wants, func(w want) bool { return w.replay }) +
+		count(wants, func(w want) bool { return w.baseline }) +
 		count(wants, func(w want) bool { return w.deadLetter })
 	if int64(rows) != wantRows || size <= 0 {
 		t.Fatalf("Buffered() = %d rows, %d bytes; want %d rows", rows, size, wantRows)
@@ -306,6 +314,7 @@ func TestFlushWritesAndReadsBack(t *testing.T) {
 	for name, f := range map[string]func(want) bool{
 		schemas.TableProduction:  func(w want) bool { return w.production },
 		schemas.TableReplay:      func(w want) bool { return w.replay },
+		schemas.TableBaseline:    func(w want) bool { return w.baseline },
 		schemas.TableDeadLetters: func(w want) bool { return w.deadLetter },
 	} {
 		n, err := s.CountRows(ctx, name, testRun)
@@ -394,6 +403,22 @@ func TestFlushWritesAndReadsBack(t *testing.T) {
 		}
 		if got := bytesOrNil(col[*array.Binary](rec, "response_body"), i); w.replayStatus != 0 && !bytes.Equal(got, w.respBody) {
 			t.Errorf("%s: replay body %x, want %x", id, got, w.respBody)
+		}
+	})
+
+	// The baseline target's rows are in their own table, whole.
+	base, err := s.ScanRun(ctx, schemas.TableBaseline, testRun, "correlation_id", "target", "response_body")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer base.Release()
+	eachRow(t, base, func(rec arrow.RecordBatch, i int) {
+		id := col[*array.String](rec, "correlation_id").Value(i)
+		if got := col[*array.String](rec, "target").Value(i); got != "http://old-copy:8080" {
+			t.Errorf("%s: baseline target %q", id, got)
+		}
+		if got := bytesOrNil(col[*array.Binary](rec, "response_body"), i); !bytes.Equal(got, wants[id].baselineBody) {
+			t.Errorf("%s: baseline body %s, want %s", id, got, wants[id].baselineBody)
 		}
 	})
 
@@ -551,6 +576,10 @@ func TestAddRejects(t *testing.T) {
 	}
 	if err := s.Add(bad); !errors.Is(err, schemas.ErrInvalidRow) {
 		t.Errorf("Add(invalid replay row) = %v, want ErrInvalidRow", err)
+	}
+	bad.Replay, bad.Baseline = results[0].Replay, &schemas.ReplayRow{CorrelationID: "c"} // no run ID
+	if err := s.Add(bad); !errors.Is(err, schemas.ErrInvalidRow) || !strings.Contains(err.Error(), schemas.TableBaseline) {
+		t.Errorf("Add(invalid baseline row) = %v, want ErrInvalidRow naming %s", err, schemas.TableBaseline)
 	}
 	if after, _ := s.Buffered(); after != before {
 		t.Errorf("a rejected result buffered %d rows", after-before)

@@ -43,11 +43,15 @@ tolerance), diffs them, and writes:
   - a JSON summary on stdout.
 
 Pairs whose lineage differs on a shared key are lineage mismatches, excluded
-from the match rate. With --baseline-run, the replay of the same capture log
-to a second copy of the old version (its own run) is joined too: a path that
-also differs between production and that baseline is noise, not a defect
-(noise-excluded when a pair differs only at such paths). Re-running compare for a run replaces its results. A run
-larger than compare.memory_budget is joined in partitions spilled to disk.
+from the match rate. With a baseline — the same requests replayed to a second
+copy of the old version — a path that also differs between production and
+that baseline is noise, not a defect (noise-excluded when a pair differs only
+at such paths). The baseline is the run's own baseline_responses rows, written
+when it ran with replay.baseline set; or, with --baseline-run, the
+replay_responses rows of another run replayed to the old version, which wins
+over baseline_responses. The summary's baseline_source says which was used.
+Re-running compare for a run replaces its results. A run larger than
+compare.memory_budget is joined in partitions spilled to disk.
 
 Exit status: 0, or 3 when the match rate is below --min-match-rate
 (compare.min_match_rate), 2 for a bad configuration, 1 for any other failure.`,
@@ -94,7 +98,7 @@ Exit status: 0, or 3 when the match rate is below --min-match-rate
 	}
 	flags.registerCommon(cmd)
 	cmd.Flags().StringVar(&flags.runID, "run", "", "run_id to compare (required)")
-	cmd.Flags().StringVar(&baselineRunID, "baseline-run", "", "run_id of a replay of the same capture log to the old version; paths differing there too are noise")
+	cmd.Flags().StringVar(&baselineRunID, "baseline-run", "", "run_id of a replay of the same capture log to the old version; paths differing there too are noise (wins over the run's own baseline_responses)")
 	cmd.Flags().Float64Var(&minRate, "min-match-rate", 0, "exit 3 when the match rate is below this (0..1; compare.min_match_rate)")
 	return cmd
 }

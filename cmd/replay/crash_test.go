@@ -74,7 +74,8 @@ func openSinkFromConfig(t *testing.T, ctx context.Context, cfgFile string) *sink
 
 // TestCrashRestartExactlyOnce SIGKILLs the replay binary at random points,
 // restarting it each time, then lets it finish, and checks that every table
-// holds every record exactly once.
+// holds every record exactly once. The run has a baseline target too, so
+// baseline_responses is one of those tables.
 func TestCrashRestartExactlyOnce(t *testing.T) {
 	const (
 		records = 50_000
@@ -87,8 +88,10 @@ func TestCrashRestartExactlyOnce(t *testing.T) {
 	_, brokers := startFaultyBroker(t, "captures", 12)
 	want := produceCaptures(t, ctx, brokers, "captures", records, garbage)
 	tgt, srv := newCountingTarget(t)
+	baseTgt, baseSrv := newCountingTarget(t)
 	dir := t.TempDir()
 	cfgFile := writeRunConfig(t, dir, "crash-1", brokers[0], "captures", srv.URL, "")
+	rewriteConfig(t, cfgFile, "  workers: 8\n", "  workers: 8\n  baseline: "+baseSrv.URL+"\n")
 	logFile := filepath.Join(dir, "replay.log")
 
 	seed := uint64(time.Now().UnixNano())
@@ -115,8 +118,8 @@ func TestCrashRestartExactlyOnce(t *testing.T) {
 		t.Fatalf("final run exited %d; log tail:\n%s", code, logTail(logFile))
 	}
 	prod, rep, dead := assertExactlyOnce(t, ctx, cfgFile, "crash-1", want)
-	t.Logf("crash test: %d records (%d undecodable) on 12 partitions, %d SIGKILLs, %d target requests; rows: production_responses %d, replay_responses %d, dead_letters %d",
-		records+garbage, garbage, killed, tgt.count(), prod, rep, dead)
+	t.Logf("crash test: %d records (%d undecodable) on 12 partitions, %d SIGKILLs, %d target and %d baseline requests; rows: production_responses %d, replay_responses and baseline_responses %d each, dead_letters %d",
+		records+garbage, garbage, killed, tgt.count(), baseTgt.count(), prod, rep, dead)
 }
 
 // TestSIGTERMDrainsAndRestartCompletes stops the binary with SIGTERM mid-run:

@@ -17,6 +17,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/replaykit/replay/config"
 	"github.com/replaykit/replay/schemas"
 )
 
@@ -208,16 +209,27 @@ func (p *process) exitCode() int {
 }
 
 // assertExactlyOnce reads every table of runID back and checks each record
-// is there exactly once.
+// is there exactly once; baseline_responses holds the replayed records when
+// the config sets replay.baseline, and nothing otherwise.
 func assertExactlyOnce(t *testing.T, ctx context.Context, cfgFile, runID string, want captureSet) (prod, rep, dead int) {
 	t.Helper()
+	cfg, err := config.Load(cfgFile, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s := openSinkFromConfig(t, ctx, cfgFile)
 	defer s.Close()
 	p := scanRows(t, ctx, s, schemas.TableProduction, runID)
 	r := scanRows(t, ctx, s, schemas.TableReplay, runID)
+	b := scanRows(t, ctx, s, schemas.TableBaseline, runID)
 	d := scanRows(t, ctx, s, schemas.TableDeadLetters, runID)
 	checkIDs(t, schemas.TableProduction, p, want.production)
 	checkIDs(t, schemas.TableReplay, r, want.replayed)
+	if cfg.Pipeline.Replay.Baseline != "" {
+		checkIDs(t, schemas.TableBaseline, b, want.replayed)
+	} else if len(b) != 0 {
+		t.Errorf("%s has %d rows without replay.baseline", schemas.TableBaseline, len(b))
+	}
 	raws := map[string]int{}
 	for _, row := range d {
 		raws[string(row.bytes("raw"))]++

@@ -18,6 +18,7 @@ type configFlags struct {
 	sets        []string
 	runID       string
 	target      string
+	baseline    string
 	brokers     string
 	topics      string
 	group       string
@@ -38,6 +39,7 @@ func (f *configFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.runID, "run-id", "", "name of this migration run, written on every row (run_id)")
 	fl.StringVar(&f.target, "target", "", "base URL of the new cluster, e.g. http://new-api:8080 (replay.target)")
+	fl.StringVar(&f.baseline, "baseline", "", "base URL of a second copy of the old version; every selected request goes there too (replay.baseline)")
 	fl.StringVar(&f.brokers, "brokers", "", "comma-separated Kafka brokers (source.kafka.brokers)")
 	fl.StringVar(&f.topics, "topic", "", "comma-separated capture topics (source.kafka.topics)")
 	fl.StringVar(&f.group, "group", "", "Kafka consumer group (source.kafka.group)")
@@ -55,6 +57,9 @@ func (f *configFlags) load(cmd *cobra.Command) (config.Config, error) {
 	}
 	if f.target != "" {
 		add("replay.target", f.target)
+	}
+	if f.baseline != "" {
+		add("replay.baseline", f.baseline)
 	}
 	if f.brokers != "" {
 		add("source.kafka.brokers", f.brokers)
@@ -84,7 +89,9 @@ func newRunCommand(stderr io.Writer) *cobra.Command {
 Reads captured exchanges from Kafka (or an NDJSON file), writes each one to the
 production_responses table, replays the selected ones against replay.target and
 writes what came back to replay_responses; undecodable records go to
-dead_letters with their bytes and the reason. Kafka offsets are committed only
+dead_letters with their bytes and the reason. With replay.baseline (--baseline),
+each selected request also goes to that second copy of the old version, and its
+answers go to baseline_responses: compare uses them to cancel noise. Kafka offsets are committed only
 after the Iceberg commits that hold those records.
 
 Configuration comes from, lowest to highest precedence: the embedded default,
