@@ -39,6 +39,7 @@ type Pipeline struct {
 	control    *controller
 	observer   Observer              // nil: nobody observes
 	endpoints  *normalize.Normalizer // names endpoints for observations
+	dialKey    keyExpr               // what the sticky dial hashes
 
 	stats    stats
 	inFlight atomic.Int64
@@ -87,6 +88,7 @@ func New(cfg Config, src Source, sink Sink, logger *slog.Logger) (*Pipeline, err
 		target:     target,
 		control:    newController(c.control, logger, cfg.RunID),
 		endpoints:  defaultEndpoints,
+		dialKey:    c.dialKey,
 	}, nil
 }
 
@@ -290,8 +292,8 @@ func (p *Pipeline) intake(ctx, workCtx context.Context, r *run) error {
 }
 
 // admit takes an in-flight slot for rec, decodes it and either completes it
-// at once (dead letter, not selected, already held by the sink) or
-// dispatches its replay. Records of a revoked partition are ignored. It
+// at once (dead letter, not selected by the filter or the sticky dial,
+// already held by the sink) or dispatches its replay. Records of a revoked partition are ignored. It
 // returns false when ctx ended first or the run must stop; rec is then not
 // registered, so no offset at or after it is committed.
 func (p *Pipeline) admit(ctx, workCtx context.Context, r *run, batch uint64, rec *schemas.Record) bool {
@@ -328,6 +330,13 @@ func (p *Pipeline) admit(ctx, workCtx context.Context, r *run, batch uint64, rec
 	if !p.selector.selected(x) {
 		if p.completeNow(r, batch, res) {
 			p.stats.filtered.Add(1)
+		}
+		return true
+	}
+	ctl, _ := p.control.get() // live: the dial and multipliers may change between records
+	if key, _ := p.dialKey.eval(x); !dialedIn(key, ctl.DialPercent) {
+		if p.completeNow(r, batch, res) {
+			p.stats.dialedOut.Add(1)
 		}
 		return true
 	}

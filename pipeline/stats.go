@@ -14,7 +14,11 @@ type Stats struct {
 	Consumed     int64 // records polled from the source, ignored ones included
 	Decoded      int64 // records decoded into an exchange
 	DeadLettered int64 // records that could not be decoded
-	Filtered     int64 // decoded records not selected for replay
+	Filtered     int64 // decoded records not selected for replay by the filter
+	// DialedOut counts records the filter selected but the sticky dial
+	// left out (their dial key's bucket is at or above the dial percent);
+	// like filtered records they get a production row only.
+	DialedOut int64
 	// SkippedHeld counts selected records not replayed because the sink
 	// already holds their replay row (ReplayHolder).
 	SkippedHeld int64
@@ -81,6 +85,7 @@ var errorKinds = [...]string{
 
 type stats struct {
 	consumed, decoded, deadLettered, filtered, replayed atomic.Int64
+	dialedOut                                           atomic.Int64
 	skippedHeld, retries, discarded, abandoned          atomic.Int64
 	replayErrors                                        [len(errorKinds)]atomic.Int64
 	written                                             struct{ production, replay, deadLetter atomic.Int64 }
@@ -116,6 +121,7 @@ func (p *Pipeline) Stats() Stats {
 		Decoded:      s.decoded.Load(),
 		DeadLettered: s.deadLettered.Load(),
 		Filtered:     s.filtered.Load(),
+		DialedOut:    s.dialedOut.Load(),
 		SkippedHeld:  s.skippedHeld.Load(),
 		Replayed:     s.replayed.Load(),
 		Retries:      s.retries.Load(),
