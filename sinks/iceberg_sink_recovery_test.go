@@ -161,6 +161,9 @@ func expected(results []*schemas.Result) map[string]map[string]bool {
 		if r.Replay != nil {
 			out[schemas.TableReplay][r.Replay.CorrelationID] = true
 		}
+		for _, c := range r.Copies {
+			out[schemas.TableReplay][c.CorrelationID] = true
+		}
 		if r.DeadLetter != nil {
 			out[schemas.TableDeadLetters][r.DeadLetter.CorrelationID] = true
 		}
@@ -492,7 +495,7 @@ func TestHoldsReplayAndAddSkipsHeldRows(t *testing.T) {
 			case schemas.TableProduction:
 				want += int64(boolInt(r.Production != nil))
 			case schemas.TableReplay:
-				want += int64(boolInt(r.Replay != nil))
+				want += int64(boolInt(r.Replay != nil) + len(r.Copies))
 			case schemas.TableDeadLetters:
 				want += int64(boolInt(r.DeadLetter != nil))
 			}
