@@ -40,6 +40,7 @@ type Pipeline struct {
 	observer   Observer              // nil: nobody observes
 	endpoints  *normalize.Normalizer // names endpoints for observations
 	dialKey    keyExpr               // what the sticky dial hashes
+	amplifyKey *keyExpr              // picks the amplification factor; nil: off
 
 	stats    stats
 	inFlight atomic.Int64
@@ -89,6 +90,7 @@ func New(cfg Config, src Source, sink Sink, logger *slog.Logger) (*Pipeline, err
 		control:    newController(c.control, logger, cfg.RunID),
 		endpoints:  defaultEndpoints,
 		dialKey:    c.dialKey,
+		amplifyKey: c.amplifyKey,
 	}, nil
 }
 
@@ -359,7 +361,19 @@ func (p *Pipeline) admit(ctx, workCtx context.Context, r *run, batch uint64, rec
 		p.countRefused(why)
 		return true
 	}
-	return p.dispatch(ctx, workCtx, r, t, x, res)
+	n := 1
+	if p.amplifyKey != nil {
+		n = copiesOf(factor(*p.amplifyKey, x, ctl), x.CorrelationID)
+	}
+	for _, j := range jobs(t, x, res, n) {
+		switch p.dispatch(ctx, workCtx, r, j) {
+		case dispatchDiscarded:
+			return true // its other requests go nowhere either
+		case dispatchStopped:
+			return false
+		}
+	}
+	return true
 }
 
 // completeNow registers a record whose result is known without a replay.
@@ -384,20 +398,63 @@ func (p *Pipeline) countRefused(why refusal) {
 	}
 }
 
-// dispatch waits for a worker, the pacer and the breaker, in that order,
-// then starts t's replay. Every wait ends early when t's partition is
-// revoked (t is then discarded and dispatch returns true: the intake goes
-// on) or ctx ends (t is then abandoned, neither written nor passed by a
-// committed offset, and dispatch returns false).
-func (p *Pipeline) dispatch(ctx, workCtx context.Context, r *run, t *ticket, x *schemas.Exchange, res *schemas.Result) bool {
+// dispatchResult says how dispatch ended.
+type dispatchResult uint8
+
+const (
+	dispatchStarted   dispatchResult = iota // the request runs on a worker
+	dispatchDiscarded                       // its record was discarded (revoked, or abandoned by another of its requests): nothing sent
+	dispatchStopped                         // ctx ended: its record was abandoned
+)
+
+// dispatch waits for a worker, the pacer and the breaker (see await), then
+// starts j on a worker. When ctx ends first, j's record is abandoned:
+// neither written nor passed by a committed offset.
+func (p *Pipeline) dispatch(ctx, workCtx context.Context, r *run, j *replayJob) dispatchResult {
+	switch w, probe := p.await(ctx.Done(), r, j.t, false); w {
+	case waitReady:
+		r.workers.Go(func() { p.work(workCtx, r, j, probe) })
+		return dispatchStarted
+	case waitDiscarded:
+		return dispatchDiscarded
+	default:
+		p.abandon(r, j.t)
+		return dispatchStopped
+	}
+}
+
+// abandon discards t, which will not be finished, with every record behind
+// it in its partition (see sequencer.abandon), and frees their slots.
+func (p *Pipeline) abandon(r *run, t *ticket) {
+	n := r.seq.abandon(t)
+	p.release(r, n)
+	p.stats.abandoned.Add(int64(n))
+}
+
+// waitResult says how await ended.
+type waitResult uint8
+
+const (
+	waitReady     waitResult = iota // t is dispatched: start its request now
+	waitDiscarded                   // t was discarded meanwhile
+	waitStopped                     // stop was closed first
+)
+
+// await waits for a worker token (unless the caller holds one), the pacer
+// and the breaker, in that order, then marks t dispatched. Every wait ends
+// early when t is discarded (its partition revoked while it was pending,
+// or a request of its record abandoned) or stop is closed. On waitReady
+// the caller holds a token and, when probe is set, runs the breaker's
+// probe; otherwise a token taken here was given back.
+func (p *Pipeline) await(stop <-chan struct{}, r *run, t *ticket, haveToken bool) (w waitResult, probe bool) {
 	var (
-		haveToken   bool
+		tookToken   bool
 		reservation *rate.Reservation
 		readyAt     time.Time
 		timer       *time.Timer
 	)
 	giveUp := func() {
-		if haveToken {
+		if tookToken {
 			<-r.tokens
 		}
 		if reservation != nil {
@@ -411,22 +468,21 @@ func (p *Pipeline) dispatch(ctx, workCtx context.Context, r *run, t *ticket, x *
 		discarded, revoked := r.seq.watch(t)
 		if discarded {
 			giveUp()
-			return true
+			return waitDiscarded, false
 		}
-		if ctx.Err() != nil {
+		select {
+		case <-stop:
 			giveUp()
-			n := r.seq.abandon(t)
-			p.release(r, n)
-			p.stats.abandoned.Add(int64(n))
-			return false
+			return waitStopped, false
+		default:
 		}
 		if !haveToken {
 			select {
 			case r.tokens <- struct{}{}:
-				haveToken = true
+				haveToken, tookToken = true, true
 			case <-revoked:
 				continue
-			case <-ctx.Done():
+			case <-stop:
 				continue
 			}
 		}
@@ -445,13 +501,12 @@ func (p *Pipeline) dispatch(ctx, workCtx context.Context, r *run, t *ticket, x *
 						p.breaker.cancelProbe()
 					}
 					giveUp()
-					return true
+					return waitDiscarded, false
 				}
 				if timer != nil {
 					timer.Stop()
 				}
-				r.workers.Go(func() { p.work(workCtx, r, t, x, res, probe) })
-				return true
+				return waitReady, probe
 			}
 			wake, wait = breakerWake, breakerWait
 		}
@@ -468,29 +523,25 @@ func (p *Pipeline) dispatch(ctx, workCtx context.Context, r *run, t *ticket, x *
 		case <-wake:
 		case <-tick:
 		case <-revoked:
-		case <-ctx.Done():
+		case <-stop:
 		}
 	}
 }
 
-// work replays one exchange and completes its result. A replay abandoned
-// at shutdown, or whose worker panicked, is discarded with every record
-// behind it in its partition, so nothing at or after its offset is
-// committed; a panic also fails the run.
-func (p *Pipeline) work(ctx context.Context, r *run, t *ticket, x *schemas.Exchange, res *schemas.Result, probe bool) {
+// work replays j and, when it was the last request of its record to
+// finish, completes the record's result. A replay abandoned at shutdown,
+// or whose worker panicked, abandons its record with every record behind
+// it in its partition, so nothing at or after its offset is committed; a
+// panic also fails the run.
+func (p *Pipeline) work(ctx context.Context, r *run, j *replayJob, probe bool) {
 	defer func() { <-r.tokens }()
 	reported := false
-	abandon := func() {
-		n := r.seq.abandon(t)
-		p.release(r, n)
-		p.stats.abandoned.Add(int64(n))
-	}
 	rec := panics.Try(func() {
-		row, o := p.replayer.replay(ctx, r.stop, x)
+		row, o := p.replayer.replay(ctx, r.stop, j.x)
 		p.breaker.report(probe, o)
 		reported = true
 		if row == nil {
-			abandon()
+			p.abandon(r, j.t)
 			return
 		}
 		p.stats.replayed.Add(1)
@@ -498,18 +549,23 @@ func (p *Pipeline) work(ctx context.Context, r *run, t *ticket, x *schemas.Excha
 		if row.ErrorKind != "" {
 			p.stats.replayError(row.ErrorKind)
 		}
-		res.Replay = row
-		p.observe(x, row)
-		r.seq.complete(t, res)
+		if j.copy > 0 {
+			p.stats.amplified.Add(1)
+		}
+		p.observe(j.rec.x, row)
+		if j.finish(row) {
+			r.seq.complete(j.t, j.rec.res)
+		}
 	})
 	if rec != nil {
 		if probe && !reported {
 			p.breaker.cancelProbe()
 		}
-		abandon()
-		r.fail(fmt.Errorf("replay worker panicked on %s: %w", x.Source, rec.AsError()))
+		p.abandon(r, j.t)
+		r.fail(fmt.Errorf("replay worker panicked on %s: %w", j.x.Source, rec.AsError()))
 	}
 }
+
 func (p *Pipeline) deadLetter(rec *schemas.Record, err error) *schemas.DeadLetterRow {
 	reason := "decode_error"
 	var de *schemas.DecodeError
@@ -632,7 +688,7 @@ func countRows(t *TableRows, res *schemas.Result) {
 		t.Production++
 	}
 	if res.Replay != nil {
-		t.Replay++
+		t.Replay += 1 + int64(len(res.Copies))
 	}
 	if res.DeadLetter != nil {
 		t.DeadLetter++

@@ -22,7 +22,10 @@ type Stats struct {
 	// SkippedHeld counts selected records not replayed because the sink
 	// already holds their replay row (ReplayHolder).
 	SkippedHeld int64
-	Replayed    int64 // replay rows produced, failed replays included
+	Replayed    int64 // replay rows produced, failed replays and amplified copies included
+	// Amplified counts the replay rows of amplified copies (<id>#2, …),
+	// which Replayed includes.
+	Amplified int64
 	// Retries counts requests sent again after a connection failure: a
 	// replay row with Attempts n adds n-1.
 	Retries int64
@@ -85,7 +88,7 @@ var errorKinds = [...]string{
 
 type stats struct {
 	consumed, decoded, deadLettered, filtered, replayed atomic.Int64
-	dialedOut                                           atomic.Int64
+	dialedOut, amplified                                atomic.Int64
 	skippedHeld, retries, discarded, abandoned          atomic.Int64
 	replayErrors                                        [len(errorKinds)]atomic.Int64
 	written                                             struct{ production, replay, deadLetter atomic.Int64 }
@@ -124,6 +127,7 @@ func (p *Pipeline) Stats() Stats {
 		DialedOut:    s.dialedOut.Load(),
 		SkippedHeld:  s.skippedHeld.Load(),
 		Replayed:     s.replayed.Load(),
+		Amplified:    s.amplified.Load(),
 		Retries:      s.retries.Load(),
 		ReplayErrors: map[string]int64{},
 		Discarded:    s.discarded.Load(),
