@@ -15,7 +15,15 @@
 //   - spill.go: the join's spill files, a length-prefixed binary encoding of
 //     sideRows (why not Arrow IPC or gob: see the file).
 //   - classify.go: one pair's class (matched, mismatched, lineage mismatch,
-//     noise, only one side), run on Config.Workers goroutines.
+//     noise, only one side, amplified copy), run on Config.Workers
+//     goroutines.
+//
+// Amplified copies (replay rows with amplified_from set: the extra replays
+// <id>#2, … of evacuation multipliers) have no production row. They are
+// not joined: read with the replay side, they go straight to the
+// aggregator as ClassAmplified and are counted in ReplayAmplified only,
+// not as only-replay nor in any other count; a baseline run's copies are
+// skipped.
 //
 // Baseline noise cancellation (Options.BaselineRunID): the replay_responses
 // rows of a second run that replayed the same capture log to the old

@@ -154,3 +154,32 @@ func TestOpenRefusesATableItCannotEvolve(t *testing.T) {
 		t.Fatalf("OpenIceberg = %v, want an error naming replay.replay_responses and amplified_from", err)
 	}
 }
+
+func TestReplaceRunAddsTheColumnsAnOlderTableLacks(t *testing.T) {
+	dir := t.TempDir()
+	// comparison_summary as the version before replay_amplified wrote it,
+	// with a row of run "old".
+	rows := summaryRows(t, memory.DefaultAllocator, "old", 3, "*")
+	createOlderTable(t, testConfig(dir), schemas.TableComparisonSummary, schemas.ComparisonSchema(schemas.TableComparisonSummary), 1, rows)
+	rows.Release()
+
+	s, mem := openTest(t, dir)
+	fresh := summaryRows(t, mem, "new", 5, "*")
+	defer fresh.Release()
+	if err := s.ReplaceRun(t.Context(), schemas.TableComparisonSummary, "new", rowsOf(fresh)); err != nil {
+		t.Fatal(err)
+	}
+	if got := summaryContent(t, s, "old"); !maps.Equal(got, map[string]int64{"*": 3}) {
+		t.Errorf("run old = %v, want its row kept", got)
+	}
+	if got := summaryContent(t, s, "new"); !maps.Equal(got, map[string]int64{"*": 5}) {
+		t.Errorf("run new = %v", got)
+	}
+	tbl, _, err := s.loadReadTable(t.Context(), schemas.TableComparisonSummary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkSchema(tbl.Schema(), schemas.ComparisonSchema(schemas.TableComparisonSummary)); err != nil {
+		t.Error(err)
+	}
+}
