@@ -64,6 +64,10 @@ type replayJob struct {
 	x *schemas.Exchange
 	// copy is 0 for the record's own replay, n-1 for copy <id>#n.
 	copy int
+	// key is the record's ordering key when ordered (per-key ordering is
+	// on and the record has the key).
+	key     string
+	ordered bool
 }
 
 // pendingReplay is a record being replayed: its result fills in as its

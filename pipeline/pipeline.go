@@ -41,6 +41,7 @@ type Pipeline struct {
 	endpoints  *normalize.Normalizer // names endpoints for observations
 	dialKey    keyExpr               // what the sticky dial hashes
 	amplifyKey *keyExpr              // picks the amplification factor; nil: off
+	orderKey   *keyExpr              // per-key ordering; nil: off
 
 	stats    stats
 	inFlight atomic.Int64
@@ -91,6 +92,7 @@ func New(cfg Config, src Source, sink Sink, logger *slog.Logger) (*Pipeline, err
 		endpoints:  defaultEndpoints,
 		dialKey:    c.dialKey,
 		amplifyKey: c.amplifyKey,
+		orderKey:   c.orderKey,
 	}, nil
 }
 
@@ -119,6 +121,12 @@ type run struct {
 	stopIntake context.CancelFunc
 	stopWork   context.CancelFunc
 	stop       <-chan struct{} // closed when shutdown begins: ends retry backoffs
+	// halt is closed when no more requests may start: shutdown began or
+	// the run failed (the intake's context ended), but not at the end of
+	// the input, after which requests queued behind their ordering key
+	// still go out.
+	halt  <-chan struct{}
+	lanes *keyLanes // per-key ordering
 
 	flushReqs chan flushRequest // Revoke → sink goroutine
 	sinkDone  chan struct{}     // closed when the sink goroutine ended
@@ -156,10 +164,12 @@ func (p *Pipeline) release(r *run, n int) {
 
 // Run replays until ctx ends or the source is exhausted, then shuts down in
 // order: stop polling, let in-flight replays finish (bounded by
-// ShutdownGrace), hand their results to the sink, flush, commit. Records
-// that were polled but not replayed yet (waiting for a worker, the pacer or
-// the breaker) are not written, and no offset passes them: they are
-// replayed after a restart. It returns nil after a clean shutdown, whether
+// ShutdownGrace), hand their results to the sink, flush, commit. When ctx
+// ends, records that were polled but not replayed yet (waiting for a
+// worker, the pacer or the breaker, or queued behind their ordering key)
+// are not written, and no offset passes them: they are replayed after a
+// restart. At the end of the input, records queued behind their ordering
+// key are still replayed. It returns nil after a clean shutdown, whether
 // ctx ended or the source returned io.EOF. It returns an error when the
 // source, the sink or a worker failed, or a record was captured from the
 // target (ErrProductionTarget); results flushed before the failure are
@@ -189,6 +199,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		stopIntake:  stopIntake,
 		stopWork:    stopWork,
 		stop:        ctx.Done(),
+		halt:        intakeCtx.Done(),
+		lanes:       newKeyLanes(),
 		flushReqs:   make(chan flushRequest),
 		sinkDone:    make(chan struct{}),
 		uncommitted: schemas.Offsets{},
@@ -216,7 +228,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if rec := panics.Try(func() { intakeErr = p.intake(intakeCtx, workCtx, r) }); rec != nil {
 		intakeErr = fmt.Errorf("intake panicked: %w", rec.AsError())
 	}
-	stopIntake()
+	if !errors.Is(intakeErr, io.EOF) {
+		// At the end of the input, requests queued behind their ordering
+		// key still go out: the workers drain them below.
+		stopIntake()
+	}
 	stopped := time.Now()
 	var reason string
 	switch {
@@ -237,6 +253,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		"in_flight", p.inFlight.Load())
 
 	r.workers.Wait() // tasks recover their own panics, see work
+	stopIntake()
 	close(drained)
 	heldBack := r.seq.close()
 	p.log.Info("shutdown: in-flight replays drained", "run_id", p.cfg.RunID, "duration", time.Since(stopped),
@@ -365,7 +382,13 @@ func (p *Pipeline) admit(ctx, workCtx context.Context, r *run, batch uint64, rec
 	if p.amplifyKey != nil {
 		n = copiesOf(factor(*p.amplifyKey, x, ctl), x.CorrelationID)
 	}
+	var key string
+	ordered := false
+	if p.orderKey != nil {
+		key, ordered = p.orderKey.eval(x)
+	}
 	for _, j := range jobs(t, x, res, n) {
+		j.key, j.ordered = key, ordered
 		switch p.dispatch(ctx, workCtx, r, j) {
 		case dispatchDiscarded:
 			return true // its other requests go nowhere either
@@ -402,23 +425,37 @@ func (p *Pipeline) countRefused(why refusal) {
 type dispatchResult uint8
 
 const (
-	dispatchStarted   dispatchResult = iota // the request runs on a worker
+	dispatchStarted   dispatchResult = iota // the request runs on a worker, or is queued behind its ordering key
 	dispatchDiscarded                       // its record was discarded (revoked, or abandoned by another of its requests): nothing sent
 	dispatchStopped                         // ctx ended: its record was abandoned
 )
 
 // dispatch waits for a worker, the pacer and the breaker (see await), then
 // starts j on a worker. When ctx ends first, j's record is abandoned:
-// neither written nor passed by a committed offset.
+// neither written nor passed by a committed offset. A request whose
+// ordering key another request holds is queued on the key instead, and
+// dispatch returns at once (see order.go).
 func (p *Pipeline) dispatch(ctx, workCtx context.Context, r *run, j *replayJob) dispatchResult {
+	if j.ordered && !r.lanes.enter(j) {
+		p.stats.keyQueued.Add(1)
+		return dispatchStarted
+	}
 	switch w, probe := p.await(ctx.Done(), r, j.t, false); w {
 	case waitReady:
 		r.workers.Go(func() { p.work(workCtx, r, j, probe) })
 		return dispatchStarted
 	case waitDiscarded:
+		if j.ordered { // j held its key: the next request of the key takes it
+			if next, probe := p.passKey(ctx.Done(), r, j.key, false); next != nil {
+				r.workers.Go(func() { p.work(workCtx, r, next, probe) })
+			}
+		}
 		return dispatchDiscarded
 	default:
 		p.abandon(r, j.t)
+		if j.ordered {
+			p.abandonKey(r, j.key)
+		}
 		return dispatchStopped
 	}
 }
@@ -528,13 +565,26 @@ func (p *Pipeline) await(stop <-chan struct{}, r *run, t *ticket, haveToken bool
 	}
 }
 
-// work replays j and, when it was the last request of its record to
+// work replays j and, when j holds an ordering key, the requests queued
+// behind it, one after another with the same worker token (see
+// order.go).
+func (p *Pipeline) work(ctx context.Context, r *run, j *replayJob, probe bool) {
+	defer func() { <-r.tokens }()
+	for j != nil {
+		p.replayOne(ctx, r, j, probe)
+		if !j.ordered {
+			return
+		}
+		j, probe = p.passKey(r.halt, r, j.key, true)
+	}
+}
+
+// replayOne replays j and, when it was the last request of its record to
 // finish, completes the record's result. A replay abandoned at shutdown,
 // or whose worker panicked, abandons its record with every record behind
 // it in its partition, so nothing at or after its offset is committed; a
 // panic also fails the run.
-func (p *Pipeline) work(ctx context.Context, r *run, j *replayJob, probe bool) {
-	defer func() { <-r.tokens }()
+func (p *Pipeline) replayOne(ctx context.Context, r *run, j *replayJob, probe bool) {
 	reported := false
 	rec := panics.Try(func() {
 		row, o := p.replayer.replay(ctx, r.stop, j.x)
