@@ -310,9 +310,11 @@ const (
 )
 
 // OrderingConfig keeps a stateful service's requests in order: with Mode
-// "key", requests with the same Key are replayed one at a time, in log
-// order, while different keys run in parallel. Records without the key
-// are not ordered.
+// "key", requests with the same Key (amplified copies included) are
+// replayed one at a time, in log order, while different keys run in
+// parallel. Records without the key are not ordered. A request whose key
+// is busy waits on the key without holding up the intake (see order.go
+// for the worker and rate semantics and the limits).
 type OrderingConfig struct {
 	// Mode is none (default) or key.
 	Mode string `yaml:"mode"`
@@ -322,9 +324,10 @@ type OrderingConfig struct {
 }
 
 // DialConfig is the sticky dial: replay only the records whose key falls
-// in the first Percent of a consistent hash space. The same key is always
-// in or always out, and raising Percent only adds keys. Records dialed
-// out still get their production row.
+// in the first Percent of a consistent hash space (XXH64 of the key into
+// 10,000 buckets; replayed when the bucket is below Percent·100). The
+// same key is always in or always out, and raising Percent only adds
+// keys. Records dialed out still get their production row.
 type DialConfig struct {
 	// Key is the key expression hashed: correlation_id (default),
 	// attribute:NAME, header:NAME or query:NAME. A record without the key
