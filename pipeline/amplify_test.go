@@ -165,7 +165,7 @@ func TestAmplifiedCopiesReachTheTarget(t *testing.T) {
 	if a := float64(want1["android"]) / perType; a < 1.35 || a > 1.65 {
 		t.Errorf("android ×1.5 predicts %d requests for %d records", want1["android"], perType)
 	}
-	if g := got("a-"); !equalCounts(g, want1) {
+	if g := got("a-"); !maps.Equal(g, want1) {
 		t.Errorf("requests per device type = %v, want %v", g, want1)
 	}
 
@@ -174,7 +174,7 @@ func TestAmplifiedCopiesReachTheTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	want2 := phase("b", map[string]float64{"android": 3, "tv": 1.25}, 2)
-	if g := got("b-"); !equalCounts(g, want2) {
+	if g := got("b-"); !maps.Equal(g, want2) {
 		t.Errorf("after the update, requests per device type = %v, want %v", g, want2)
 	}
 	close(src.batches)
@@ -213,20 +213,6 @@ func TestAmplifiedCopiesReachTheTarget(t *testing.T) {
 		t.Errorf("requests %d (want %d); Stats: Replayed %d, Amplified %d (want %d), replay rows written %d",
 			requests, total, st.Replayed, st.Amplified, copies, st.RowsWritten.Replay)
 	}
-}
-
-func equalCounts(a, b map[string]int) bool {
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	for k, v := range b {
-		if a[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 func TestShutdownAbandonsARecordWhoseCopiesAreNotAllSent(t *testing.T) {

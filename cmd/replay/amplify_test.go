@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -122,7 +123,7 @@ func TestEvacuationMultipliersEndToEnd(t *testing.T) {
 		base, _, _ := strings.Cut(id, "#")
 		atTarget[device[base]]++
 	}
-	if !equalInts(atTarget, want) {
+	if !maps.Equal(atTarget, want) {
 		t.Errorf("requests at the target per device type = %v, want %v", atTarget, want)
 	}
 
@@ -151,7 +152,7 @@ func TestEvacuationMultipliersEndToEnd(t *testing.T) {
 		}
 		rows[device[base]]++
 	}
-	if !equalInts(rows, want) {
+	if !maps.Equal(rows, want) {
 		t.Errorf("replay_responses rows per device type = %v, want %v", rows, want)
 	}
 
@@ -166,16 +167,4 @@ func TestEvacuationMultipliersEndToEnd(t *testing.T) {
 	if o.ReplayAmplified != int64(copies) || o.OnlyReplay != 0 || o.Joined != records || o.Matched != records || o.ReplayTotal != records {
 		t.Errorf("compare overall = %+v; want %d amplified, no only-replay, %d joined and matched", o, copies, records)
 	}
-}
-
-func equalInts(a, b map[string]int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if bv, ok := b[k]; !ok || bv != v {
-			return false
-		}
-	}
-	return true
 }
