@@ -312,7 +312,8 @@ func (p *Pipeline) intake(ctx, workCtx context.Context, r *run) error {
 
 // admit takes an in-flight slot for rec, decodes it and either completes it
 // at once (dead letter, not selected by the filter or the sticky dial,
-// already held by the sink) or dispatches its replay. Records of a revoked partition are ignored. It
+// already held by the sink) or dispatches its replay: one request, or one
+// per amplified copy. Records of a revoked partition are ignored. It
 // returns false when ctx ended first or the run must stop; rec is then not
 // registered, so no offset at or after it is committed.
 func (p *Pipeline) admit(ctx, workCtx context.Context, r *run, batch uint64, rec *schemas.Record) bool {
