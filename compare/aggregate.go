@@ -89,6 +89,9 @@ func (a *aggregator) add(o *outcome) error {
 	for _, st := range []*endpointStats{&a.all, ep} {
 		st.add(o)
 	}
+	if o.class == ClassAmplified {
+		return nil // counted, nothing else
+	}
 	p, r := o.production, o.replay
 	if r != nil && r.errKind != "" {
 		a.errorKinds[r.errKind]++
@@ -120,6 +123,11 @@ func (a *aggregator) add(o *outcome) error {
 
 func (st *endpointStats) add(o *outcome) {
 	c := &st.counts
+	if o.class == ClassAmplified {
+		c.ReplayAmplified++
+
+		return
+	}
 	p, r := o.production, o.replay
 	if p != nil {
 		c.ProductionTotal++

@@ -33,6 +33,9 @@ type outcome struct {
 func classify(norm *normalize.Normalizer, p pair) outcome {
 	o := outcome{pair: p}
 	switch {
+	case p.production == nil && p.replay.amplified:
+		o.endpoint = norm.Endpoint(p.replay.method, p.replay.path)
+		o.class = ClassAmplified
 	case p.production == nil:
 		// Only the replay request says where it went: after rewrite, so
 		// its endpoint may differ from production's.

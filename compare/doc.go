@@ -15,7 +15,16 @@
 //   - spill.go: the join's spill files, a length-prefixed binary encoding of
 //     sideRows (why not Arrow IPC or gob: see the file).
 //   - classify.go: one pair's class (matched, mismatched, lineage mismatch,
-//     noise, only one side), run on Config.Workers goroutines.
+//     noise, only one side, amplified copy), run on Config.Workers
+//     goroutines.
+//
+// Amplified copies (replay rows with amplified_from set: the extra replays
+// <id>#2, … of evacuation multipliers) have no production row. They are
+// not joined: read with the replay side, they go straight to the
+// aggregator as ClassAmplified and are counted in ReplayAmplified only,
+// not as only-replay nor in any other count; a baseline's copies are
+// skipped (baseline_responses holds none: copies are replayed to the
+// candidate only).
 //   - aggregate.go, quantiles.go: the summary, folded from the classified
 //     pairs in an order-independent way, so it is the same however the join
 //     ran and the workers were scheduled; latency percentiles exact up to

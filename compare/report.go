@@ -274,6 +274,10 @@ func newReportView(s *Summary) *reportView {
 		{Label: "Only production", Value: reportInt(o.OnlyProduction), Hint: "not selected or not replayed yet", Class: reportNonZero(o.OnlyProduction, "note")},
 		{Label: "Only replay", Value: reportInt(o.OnlyReplay), Hint: "no production row", Class: reportNonZero(o.OnlyReplay, "note")},
 	}
+	if o.ReplayAmplified > 0 {
+		v.Tiles = append(v.Tiles, reportTile{Label: "Amplified copies", Value: reportInt(o.ReplayAmplified),
+			Hint: "extra replays (evacuation multipliers); not compared", Class: "note"})
+	}
 
 	for _, c := range s.Endpoints {
 		if c.Endpoint == EndpointAll {

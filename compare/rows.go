@@ -26,6 +26,7 @@ type sideRow struct {
 	body       []byte
 	lineage    map[string]string
 	errKind    string // replay rows: why the replay failed
+	amplified  bool   // replay rows: an amplified copy (amplified_from set)
 
 	// next chains rows of the build side with the same correlation ID, in
 	// scan order. replay rows are unique by correlation ID when the sink
@@ -69,7 +70,7 @@ func passing(status int) bool { return status >= 200 && status < 400 }
 var (
 	productionColumns = []string{"correlation_id", "request_method", "request_path", "response_status",
 		"response_headers", "response_body", "response_latency_ms", "lineage"}
-	replayColumns = append(append([]string(nil), productionColumns...), "error_kind")
+	replayColumns = append(append([]string(nil), productionColumns...), "error_kind", "amplified_from")
 )
 
 // batchReader reads sideRows out of record batches of one side.
@@ -81,11 +82,14 @@ type batchReader struct {
 	latency           *array.Float64
 	lineage           *array.Map
 	errKind           *array.String // nil for production
+	amplifiedFrom     *array.String // nil for production
 }
 
-// newBatchReader binds the columns of rec. It fails when a column is
-// missing or of an unexpected type (a table of another replay version).
-func newBatchReader(rec arrow.RecordBatch, withErrorKind bool) (*batchReader, error) {
+// newBatchReader binds the columns of rec, with the replay side's own
+// columns (error_kind, amplified_from) when replaySide. It fails when a
+// column is missing or of an unexpected type (a table of another replay
+// version).
+func newBatchReader(rec arrow.RecordBatch, replaySide bool) (*batchReader, error) {
 	var (
 		br   batchReader
 		errs []string
@@ -123,8 +127,9 @@ func newBatchReader(rec arrow.RecordBatch, withErrorKind bool) (*batchReader, er
 	bind("response_body", &br.body)
 	bind("response_latency_ms", &br.latency)
 	bind("lineage", &br.lineage)
-	if withErrorKind {
+	if replaySide {
 		bind("error_kind", &br.errKind)
+		bind("amplified_from", &br.amplifiedFrom)
 	}
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("unexpected columns: %s", strings.Join(errs, "; "))
@@ -212,8 +217,14 @@ func (br *batchReader) light(i int) *sideRow {
 	if br.errKind != nil {
 		r.errKind = optString(br.errKind, i)
 	}
+	r.amplified = br.isAmplified(i)
 
 	return r
+}
+
+// isAmplified reports whether row i is a replay row of an amplified copy.
+func (br *batchReader) isAmplified(i int) bool {
+	return br.amplifiedFrom != nil && br.amplifiedFrom.IsValid(i)
 }
 
 func optString(a *array.String, i int) string {

@@ -57,8 +57,9 @@ type Options struct {
 const chunkSize = 64
 
 // Run compares one run: it joins the run's production_responses and
-// replay_responses rows by correlation ID, classifies every pair (matched,
-// mismatched, lineage mismatch, only one side), normalizes and diffs the
+// replay_responses rows by correlation ID (amplified copies aside: they are
+// only counted), classifies every pair (matched, mismatched, lineage
+// mismatch, only one side), normalizes and diffs the
 // joined pairs on cfg.Workers goroutines, and writes the result to
 // comparison_summary (one row per endpoint and one for the whole run) and
 // comparison_mismatches (one row per mismatched pair), replacing what an
@@ -216,6 +217,7 @@ func run(ctx context.Context, cfg Config, sink *sinks.Iceberg, opts Options) (*S
 		"mismatched", sum.Overall.Mismatched, "lineage_excluded", sum.Overall.LineageExcluded,
 		"noise_excluded", sum.Overall.NoiseExcluded,
 		"only_production", sum.Overall.OnlyProduction, "only_replay", sum.Overall.OnlyReplay,
+		"replay_amplified", sum.Overall.ReplayAmplified,
 		"match_rate", sum.MatchRate, "endpoints", len(sum.Endpoints), "spilled", sum.Spilled,
 		"duration", time.Since(start))
 
@@ -369,9 +371,9 @@ func (j *job) partitionAt(depth int, cid string) int {
 // scan calls fn for every row of one side of a run (production, replay,
 // or the baseline), with the reader of its batch.
 func (j *job) scan(ctx context.Context, tableName, runID string, fn func(br *batchReader, i int) error) error {
-	columns, withErrorKind := productionColumns, false
+	columns, replaySide := productionColumns, false
 	if tableName != schemas.TableProduction { // replay_responses or baseline_responses
-		columns, withErrorKind = replayColumns, true
+		columns, replaySide = replayColumns, true
 	}
 	batches, err := j.sink.ScanRunBatches(ctx, tableName, runID, columns...)
 	if err != nil {
@@ -386,7 +388,7 @@ func (j *job) scan(ctx context.Context, tableName, runID string, fn func(br *bat
 			if err := context.Cause(ctx); err != nil {
 				return err
 			}
-			br, err := newBatchReader(rec, withErrorKind)
+			br, err := newBatchReader(rec, replaySide)
 			if err != nil {
 				return fmt.Errorf("read %s: %w", j.sink.QualifiedName(tableName), err)
 			}
@@ -550,6 +552,10 @@ func (j *job) join(ctx context.Context) error {
 
 	j.prog.setPhase("reading " + schemas.TableReplay)
 	err := j.scan(ctx, schemas.TableReplay, j.runID, func(br *batchReader, i int) error {
+		if br.isAmplified(i) {
+			// An extra replay of a record: no production row to join.
+			return j.emit(pair{replay: br.light(i)})
+		}
 		return build(br.row(i), "replay", func() buildTable { return tables.replay }, func() *partitionFiles { return replayParts })
 	})
 	if err != nil {
@@ -558,6 +564,9 @@ func (j *job) join(ctx context.Context) error {
 	if j.baseline.source != "" {
 		j.prog.setPhase("reading baseline " + j.baseline.table)
 		err := j.scan(ctx, j.baseline.table, j.baseline.runID, func(br *batchReader, i int) error {
+			if br.isAmplified(i) {
+				return nil // the baseline's copies say nothing more than its own replay
+			}
 			return build(br.baseline(i), "baseline", func() buildTable { return tables.baseline }, func() *partitionFiles { return baselineParts })
 		})
 		if err != nil {

@@ -81,6 +81,11 @@ type exchange struct {
 	prodLineage    map[string]string
 	replayLineage  map[string]string
 	replayRewrites string // replay request path, when it differs
+	// copies are amplified copies of the replay (<cid>#2, …), each with
+	// copyBody and copyErrKind.
+	copies      int
+	copyBody    string
+	copyErrKind string
 }
 
 var captured = time.Date(2026, 11, 21, 10, 15, 2, 0, time.UTC)
@@ -116,7 +121,17 @@ func writeWithBaseline(t testing.TB, s *sinks.Iceberg, runID string, xs, base []
 			res.Production = &schemas.ProductionRow{RunID: runID, Exchange: ex}
 		}
 		if x.replay {
-			res.Replay = replayRow(runID, src, x)
+			row := replayRow(runID, src, x)
+			res.Replay = row
+			for n := 2; n <= x.copies+1; n++ {
+				c := *row
+				c.CorrelationID, c.AmplifiedFrom = fmt.Sprintf("%s#%d", x.cid, n), x.cid
+				c.ErrorKind, c.ErrorMessage, c.Response = x.copyErrKind, "", nil
+				if x.copyErrKind == "" {
+					c.Response = &schemas.Response{Status: 200, Headers: jsonHeaders, Body: []byte(x.copyBody), LatencyMS: 1}
+				}
+				res.Copies = append(res.Copies, &c)
+			}
 		}
 		results = append(results, res)
 		byCID[x.cid] = res
@@ -483,7 +498,7 @@ func readSummary(t testing.TB, s *sinks.Iceberg, runID string) map[string]compar
 			Matched: l("matched"), Mismatched: l("mismatched"), LineageExcluded: l("lineage_excluded"),
 			NoiseExcluded: l("noise_excluded"), ProductionPassing: l("production_passing"),
 			ProductionFailing: l("production_failing"), ReplayPassing: l("replay_passing"),
-			ReplayFailing: l("replay_failing"), ProductionP50: d("production_p50_ms"),
+			ReplayFailing: l("replay_failing"), ReplayAmplified: l("replay_amplified"), ProductionP50: d("production_p50_ms"),
 			ProductionP90: d("production_p90_ms"), ProductionP99: d("production_p99_ms"),
 			ReplayP50: d("replay_p50_ms"), ReplayP90: d("replay_p90_ms"), ReplayP99: d("replay_p99_ms"),
 		}
@@ -695,6 +710,77 @@ func TestSpilledJoinGivesTheSameResult(t *testing.T) {
 			spillRows := readMismatches(t, s, "r1")
 			assertSameResults(t, inMemory, spilled, memRows, spillRows)
 		})
+	}
+}
+
+// TestAmplifiedCopiesAreCountedNotJoined: replay rows of amplified copies
+// (amplified_from set) have no production row; they are counted in
+// ReplayAmplified, per endpoint and overall, and nowhere else: not
+// only-replay, not in the replay totals, statuses or error kinds, and
+// their bodies are not compared.
+func TestAmplifiedCopiesAreCountedNotJoined(t *testing.T) {
+	s := openSink(t, t.TempDir())
+	var xs []exchange
+	for i := range 30 {
+		x := exchange{
+			cid: fmt.Sprintf("t-%03d", i), method: "GET", path: fmt.Sprintf("/v1/titles/%d", i),
+			prod: true, replay: true, prodStatus: 200, replayStatus: 200,
+			prodBody: titleBody(i, "4.5"), replayBody: titleBody(i, "4.5"), prodLatency: 10, replayLatency: 12,
+			copyBody: titleBody(i, "0"), // would be a mismatch if compared
+		}
+		switch i % 3 {
+		case 0:
+			x.copies = 1
+		case 1:
+			x.copies, x.copyErrKind = 2, schemas.ErrorTimeout
+		}
+		if i == 7 {
+			x.replayBody = titleBody(i, "1")
+		}
+		xs = append(xs, x)
+	}
+	for i := range 10 {
+		xs = append(xs, exchange{
+			cid: fmt.Sprintf("u-%03d", i), method: "GET", path: fmt.Sprintf("/v1/users/%d", i),
+			prod: true, replay: true, prodStatus: 200, replayStatus: 200,
+			prodBody: userBody(i, "ann"), replayBody: userBody(i, "ann"), prodLatency: 5, replayLatency: 6,
+		})
+	}
+	write(t, s, "amp", xs)
+
+	for _, budget := range []int64{compare.DefaultConfig().MemoryBudget, 1} {
+		cfg := testConfig(t)
+		cfg.MemoryBudget = budget
+		sum := run(t, s, cfg, "amp")
+		if sum.Spilled != (budget == 1) {
+			t.Fatalf("budget %d: spilled = %v", budget, sum.Spilled)
+		}
+		o := sum.Overall
+		if o.ReplayAmplified != 30 || o.OnlyReplay != 0 || o.ReplayTotal != 40 || o.Joined != 40 ||
+			o.Matched != 39 || o.Mismatched != 1 || o.ReplayFailing != 0 || o.ReplayPassing != 40 {
+			t.Errorf("budget %d: overall %+v; want 30 amplified, 40 joined, 39 matched, 1 mismatched, no only-replay", budget, o)
+		}
+		if len(sum.ErrorKinds) != 0 {
+			t.Errorf("budget %d: error kinds %v; the copies' timeouts must not count", budget, sum.ErrorKinds)
+		}
+		var cells int64
+		for _, c := range sum.StatusMatrix {
+			cells += c.Count
+		}
+		if cells != 40 {
+			t.Errorf("budget %d: the status matrix holds %d pairs, want 40", budget, cells)
+		}
+		got := readSummary(t, s, "amp")
+		if got[titles].ReplayAmplified != 30 || got[users].ReplayAmplified != 0 || got[compare.EndpointAll].ReplayAmplified != 30 {
+			t.Errorf("budget %d: comparison_summary replay_amplified: titles %d, users %d, all %d; want 30, 0, 30", budget,
+				got[titles].ReplayAmplified, got[users].ReplayAmplified, got[compare.EndpointAll].ReplayAmplified)
+		}
+		if got[compare.EndpointAll] != o {
+			t.Errorf("budget %d: comparison_summary row %+v, want %+v", budget, got[compare.EndpointAll], o)
+		}
+		if rows := readMismatches(t, s, "amp"); len(rows) != 1 || rows["t-007"].cid == "" {
+			t.Errorf("budget %d: mismatches %v, want only t-007", budget, slices.Collect(maps.Keys(rows)))
+		}
 	}
 }
 

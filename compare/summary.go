@@ -13,6 +13,11 @@ const (
 	// production and the baseline (see Summary.BaselineSource); counted in
 	// NoiseExcluded, excluded from the match rate.
 	ClassNoise = "noise"
+	// ClassAmplified: a replay row of an amplified copy (amplified_from
+	// set: an extra replay of a record, <id>#2, …, made by evacuation
+	// multipliers). It has no production row of its own: it is not
+	// joined, and counted only in ReplayAmplified.
+	ClassAmplified = "amplified"
 )
 
 // Where a comparison's baseline came from (Summary.BaselineSource).
@@ -74,14 +79,18 @@ type Summary struct {
 type Counts struct {
 	Endpoint        string `json:"endpoint"` // "GET /v1/titles/{id}" or "*"
 	ProductionTotal int64  `json:"production_total"`
-	ReplayTotal     int64  `json:"replay_total"`
-	Joined          int64  `json:"joined"`
-	OnlyProduction  int64  `json:"only_production"`
-	OnlyReplay      int64  `json:"only_replay"`
-	Matched         int64  `json:"matched"`
-	Mismatched      int64  `json:"mismatched"`
-	LineageExcluded int64  `json:"lineage_excluded"`
-	NoiseExcluded   int64  `json:"noise_excluded"`
+	ReplayTotal     int64  `json:"replay_total"` // amplified copies not included
+	// ReplayAmplified counts the replay rows of amplified copies
+	// (ClassAmplified): extra replays with no production row, kept out of
+	// every other count.
+	ReplayAmplified int64 `json:"replay_amplified"`
+	Joined          int64 `json:"joined"`
+	OnlyProduction  int64 `json:"only_production"`
+	OnlyReplay      int64 `json:"only_replay"`
+	Matched         int64 `json:"matched"`
+	Mismatched      int64 `json:"mismatched"`
+	LineageExcluded int64 `json:"lineage_excluded"`
+	NoiseExcluded   int64 `json:"noise_excluded"`
 	// Passing/failing responses per side: 2xx and 3xx pass; 4xx, 5xx and
 	// no response fail.
 	ProductionPassing int64 `json:"production_passing"`

@@ -403,7 +403,7 @@ func summaryRecord(mem memory.Allocator, runID string, comparedAt time.Time, row
 			"only_production": c.OnlyProduction, "only_replay": c.OnlyReplay, "matched": c.Matched,
 			"mismatched": c.Mismatched, "lineage_excluded": c.LineageExcluded, "noise_excluded": c.NoiseExcluded,
 			"production_passing": c.ProductionPassing, "production_failing": c.ProductionFailing,
-			"replay_passing": c.ReplayPassing, "replay_failing": c.ReplayFailing,
+			"replay_passing": c.ReplayPassing, "replay_failing": c.ReplayFailing, "replay_amplified": c.ReplayAmplified,
 		} {
 			long(name).Append(v)
 		}

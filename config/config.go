@@ -330,7 +330,11 @@ func leafYAML(t reflect.Type, value string) (any, error) {
 			if !ok {
 				return nil, fmt.Errorf("value %q: want key=value[,key=value]", value)
 			}
-			m[strings.TrimSpace(k)] = strings.TrimSpace(v)
+			item, err := leafYAML(t.Elem(), strings.TrimSpace(v)) // amplify.factors: tv=2 is a number
+			if err != nil {
+				return nil, err
+			}
+			m[strings.TrimSpace(k)] = item
 		}
 		return m, nil
 	case reflect.String:

@@ -54,7 +54,8 @@ source:
     topics: [a]
 `)
 	env := []string{"REPLAY_REPLAY_WORKERS=5", "REPLAY_SOURCE_KAFKA_TOPICS=b,c", "UNRELATED=1", "REPLAY_NOT_A_FIELD=1"}
-	cfg, err := Load(p, env, []string{"replay.workers=9", "sink.catalog.properties=s3.endpoint=http://s3:9000,s3.region=eu", "filter.methods=[GET, POST]"})
+	cfg, err := Load(p, env, []string{"replay.workers=9", "sink.catalog.properties=s3.endpoint=http://s3:9000,s3.region=eu", "filter.methods=[GET, POST]",
+		"amplify.factors=tv=2,android=1.5"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +73,9 @@ source:
 	}
 	if got := strings.Join(cfg.Pipeline.Filter.Methods, ","); got != "GET,POST" {
 		t.Errorf("methods = %q", got)
+	}
+	if f := cfg.Pipeline.Amplify.Factors; len(f) != 2 || f["tv"] != 2 || f["android"] != 1.5 {
+		t.Errorf("amplify factors = %v, want tv 2, android 1.5", f)
 	}
 }
 

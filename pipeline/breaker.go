@@ -28,9 +28,10 @@ const (
 	outcomeNeutral
 )
 
-// breaker is the circuit breaker of BreakerConfig. The dispatcher (the
-// intake goroutine) asks it before starting each replay; workers report
-// each replay's outcome.
+// breaker is the circuit breaker of BreakerConfig. The dispatchers (the
+// intake goroutine, and a worker starting the next request of an ordering
+// key) ask it before starting each replay; workers report each replay's
+// outcome.
 //
 // closed → open after threshold consecutive failed replays; open →
 // half-open when probeInterval has passed, by letting one replay through

@@ -322,9 +322,11 @@ const (
 )
 
 // OrderingConfig keeps a stateful service's requests in order: with Mode
-// "key", requests with the same Key are replayed one at a time, in log
-// order, while different keys run in parallel. Records without the key
-// are not ordered.
+// "key", requests with the same Key (amplified copies included) are
+// replayed one at a time, in log order, while different keys run in
+// parallel. Records without the key are not ordered. A request whose key
+// is busy waits on the key without holding up the intake (see order.go
+// for the worker and rate semantics and the limits).
 type OrderingConfig struct {
 	// Mode is none (default) or key.
 	Mode string `yaml:"mode"`
@@ -334,9 +336,10 @@ type OrderingConfig struct {
 }
 
 // DialConfig is the sticky dial: replay only the records whose key falls
-// in the first Percent of a consistent hash space. The same key is always
-// in or always out, and raising Percent only adds keys. Records dialed
-// out still get their production row.
+// in the first Percent of a consistent hash space (XXH64 of the key into
+// 10,000 buckets; replayed when the bucket is below Percent·100). The
+// same key is always in or always out, and raising Percent only adds
+// keys. Records dialed out still get their production row.
 type DialConfig struct {
 	// Key is the key expression hashed: correlation_id (default),
 	// attribute:NAME, header:NAME or query:NAME. A record without the key
@@ -347,19 +350,25 @@ type DialConfig struct {
 	Percent float64 `yaml:"percent"`
 }
 
-// AmplifyConfig are evacuation multipliers: a record whose Key has value
-// v is replayed Factors[v] times (Default when v is not listed). A factor
-// f is replayed floor(f) or ceil(f) times, chosen by a hash of the
-// correlation ID so the same record always gets the same count; copies
-// after the first get correlation IDs <id>#2, <id>#3, … and are marked as
-// amplified in replay_responses. Changeable live.
+// AmplifyConfig are evacuation multipliers: a record the filter and the
+// dial selected whose Key has value v is replayed Factors[v] times
+// (Default when v is not listed or the record has no such key). A factor
+// f is replayed floor(f) times, plus once more when frac(f) > u, where u
+// in [0, 1) is the top 53 bits of XXH64("amplify:" + correlation ID) over
+// 2^53: the same record always gets the same count, an integer factor
+// gives exactly f, and over many records the count averages f. Copies
+// after the first get correlation IDs <id>#2, <id>#3, …; each is its own
+// request through the workers, the pacer and the breaker (it counts
+// against the rate), and its row in replay_responses has amplified_from
+// set to the record's correlation ID. The record's offset is done when
+// all its copies are. Changeable live.
 type AmplifyConfig struct {
 	// Key is the key expression whose value picks the factor, e.g.
 	// attribute:device_type; empty (default) turns amplification off.
 	Key string `yaml:"key"`
-	// Factors maps a key value to its factor (≥ 1).
+	// Factors maps a key value to its factor, 1 to 100.
 	Factors map[string]float64 `yaml:"factors"`
-	// Default is the factor of values not in Factors (≥ 1). Default 1.
+	// Default is the factor of values not in Factors, 1 to 100. Default 1.
 	Default float64 `yaml:"default"`
 }
 

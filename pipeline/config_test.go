@@ -113,6 +113,15 @@ func TestValidate(t *testing.T) {
 			`replay.production_hosts[1]: must be a host or host:port, not a URL, got "https://api.example.com"`, false},
 		{"bad body path", func(c *Config) { c.RedactBodyPaths = []string{"$.ok", "$.a["} }, `redact_body_paths[1]: invalid JSONPath "$.a[": `, true},
 		{"unrooted body path", func(c *Config) { c.RedactBodyPaths = []string{"password"} }, "redact_body_paths[0]: ", true},
+		{"dial over 100", func(c *Config) { c.Dial.Percent = 101 }, "dial.percent: must be a percentage from 0 to 100, got 101", false},
+		{"bad dial key", func(c *Config) { c.Dial.Key = "device_id" },
+			`dial.key: "device_id" is not a key expression; use correlation_id, attribute:NAME, header:NAME or query:NAME`, false},
+		{"bad amplify key", func(c *Config) { c.Amplify.Key = "header:Bad Name" }, "amplify.key: ", true},
+		{"factor below 1", func(c *Config) { c.Amplify.Factors = map[string]float64{"tv": 2, "web": 0.5} },
+			"amplify.factors.web: must be from 1 to 100 (1 = replay once; use the dial to replay less), got 0.5", false},
+		{"default factor over 100", func(c *Config) { c.Amplify.Default = 101 }, "amplify.default: must be from 1 to 100 ", true},
+		{"ordering without a key", func(c *Config) { c.Replay.Ordering.Mode = OrderingKey }, `replay.ordering.key: "" is not a key expression; `, true},
+		{"bad ordering mode", func(c *Config) { c.Replay.Ordering.Mode = "fifo" }, `replay.ordering.mode: must be none or key, got "fifo"`, false},
 		{"missing env var in a header", func(c *Config) {
 			c.Rewrite = []RewriteRule{{Header: &HeaderRewrite{Set: map[string]string{"Authorization": "Bearer ${REPLAY_TEST_UNSET_TOKEN}"}}}}
 		}, "rewrite[0].header.set.Authorization: environment variable REPLAY_TEST_UNSET_TOKEN is not set; export it, or remove ${REPLAY_TEST_UNSET_TOKEN} from the value", false},

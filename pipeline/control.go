@@ -223,12 +223,12 @@ func validateControl(c Control) []error {
 	if c.DialPercent < 0 || c.DialPercent > 100 || !finite(c.DialPercent) {
 		fail("dial_percent", "must be a percentage from 0 to 100, got %v", c.DialPercent)
 	}
-	if c.MultiplierDefault < 1 || !finite(c.MultiplierDefault) {
-		fail("multiplier_default", "must be ≥ 1 (1 = replay once; use the dial to replay less), got %v", c.MultiplierDefault)
+	if c.MultiplierDefault < 1 || c.MultiplierDefault > maxMultiplier || !finite(c.MultiplierDefault) {
+		fail("multiplier_default", "must be from 1 to %d (1 = replay once; use the dial to replay less), got %v", maxMultiplier, c.MultiplierDefault)
 	}
 	for _, k := range sortedKeys(c.Multipliers) {
-		if v := c.Multipliers[k]; v < 1 || !finite(v) {
-			fail("multipliers."+k, "must be ≥ 1 (1 = replay once; use the dial to replay less), got %v", v)
+		if v := c.Multipliers[k]; v < 1 || v > maxMultiplier || !finite(v) {
+			fail("multipliers."+k, "must be from 1 to %d (1 = replay once; use the dial to replay less), got %v", maxMultiplier, v)
 		}
 	}
 	return errs

@@ -40,6 +40,9 @@ type Pipeline struct {
 	control    *controller
 	observer   Observer              // nil: nobody observes
 	names      *normalize.Normalizer // names endpoints for observations
+	dialKey    keyExpr               // what the sticky dial hashes
+	amplifyKey *keyExpr              // picks the amplification factor; nil: off
+	orderKey   *keyExpr              // per-key ordering; nil: off
 
 	stats    stats
 	inFlight atomic.Int64
@@ -92,6 +95,9 @@ func New(cfg Config, src Source, sink Sink, logger *slog.Logger) (*Pipeline, err
 		guard:      guard,
 		pacer:      newPacer(ctl, guard, logger, cfg.RunID),
 		names:      defaultEndpoints,
+		dialKey:    c.dialKey,
+		amplifyKey: c.amplifyKey,
+		orderKey:   c.orderKey,
 	}
 	guard.onChange = p.pacer.poke
 	return p, nil
@@ -115,6 +121,12 @@ type run struct {
 	stopIntake context.CancelFunc
 	stopWork   context.CancelFunc
 	stop       <-chan struct{} // closed when shutdown begins: ends retry backoffs
+	// halt is closed when no more requests may start: shutdown began or
+	// the run failed (the intake's context ended), but not at the end of
+	// the input, after which requests queued behind their ordering key
+	// still go out.
+	halt  <-chan struct{}
+	lanes *keyLanes // per-key ordering
 
 	flushReqs chan flushRequest // Revoke → sink goroutine
 	sinkDone  chan struct{}     // closed when the sink goroutine ended
@@ -152,10 +164,12 @@ func (p *Pipeline) release(r *run, n int) {
 
 // Run replays until ctx ends or the source is exhausted, then shuts down in
 // order: stop polling, let in-flight replays finish (bounded by
-// ShutdownGrace), hand their results to the sink, flush, commit. Records
-// that were polled but not replayed yet (waiting for a worker, the pacer or
-// the breaker) are not written, and no offset passes them: they are
-// replayed after a restart. It returns nil after a clean shutdown, whether
+// ShutdownGrace), hand their results to the sink, flush, commit. When ctx
+// ends, records that were polled but not replayed yet (waiting for a
+// worker, the pacer or the breaker, or queued behind their ordering key)
+// are not written, and no offset passes them: they are replayed after a
+// restart. At the end of the input, records queued behind their ordering
+// key are still replayed. It returns nil after a clean shutdown, whether
 // ctx ended or the source returned io.EOF. It returns an error when the
 // source, the sink or a worker failed, or a record was captured from the
 // target (ErrProductionTarget); results flushed before the failure are
@@ -189,6 +203,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		stopIntake:  stopIntake,
 		stopWork:    stopWork,
 		stop:        ctx.Done(),
+		halt:        intakeCtx.Done(),
+		lanes:       newKeyLanes(),
 		flushReqs:   make(chan flushRequest),
 		sinkDone:    make(chan struct{}),
 		uncommitted: schemas.Offsets{},
@@ -216,7 +232,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	if rec := panics.Try(func() { intakeErr = p.intake(intakeCtx, workCtx, r) }); rec != nil {
 		intakeErr = fmt.Errorf("intake panicked: %w", rec.AsError())
 	}
-	stopIntake()
+	if !errors.Is(intakeErr, io.EOF) {
+		// At the end of the input, requests queued behind their ordering
+		// key still go out: the workers drain them below.
+		stopIntake()
+	}
 	stopped := time.Now()
 	var reason string
 	switch {
@@ -237,6 +257,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		"in_flight", p.inFlight.Load())
 
 	r.workers.Wait() // tasks recover their own panics, see work
+	stopIntake()
 	close(drained)
 	heldBack := r.seq.close()
 	p.log.Info("shutdown: in-flight replays drained", "run_id", p.cfg.RunID, "duration", time.Since(stopped),
@@ -294,8 +315,9 @@ func (p *Pipeline) intake(ctx, workCtx context.Context, r *run) error {
 }
 
 // admit takes an in-flight slot for rec, decodes it and either completes it
-// at once (dead letter, not selected, already held by the sink) or
-// dispatches its replay. Records of a revoked partition are ignored. It
+// at once (dead letter, not selected by the filter or the sticky dial,
+// already held by the sink) or dispatches its replay: one request, or one
+// per amplified copy. Records of a revoked partition are ignored. It
 // returns false when ctx ended first or the run must stop; rec is then not
 // registered, so no offset at or after it is committed.
 func (p *Pipeline) admit(ctx, workCtx context.Context, r *run, batch uint64, rec *schemas.Record) bool {
@@ -335,6 +357,13 @@ func (p *Pipeline) admit(ctx, workCtx context.Context, r *run, batch uint64, rec
 		}
 		return true
 	}
+	ctl, _ := p.control.get() // live: the dial and multipliers may change between records
+	if key, _ := p.dialKey.eval(x); !dialedIn(key, ctl.DialPercent) {
+		if p.completeNow(r, batch, res) {
+			p.stats.dialedOut.Add(1)
+		}
+		return true
+	}
 	if !p.cfg.Replay.AllowProductionTarget {
 		if err := capturedFromEndpoint(x, p.endpoints); err != nil {
 			p.release(r, 1)
@@ -354,7 +383,25 @@ func (p *Pipeline) admit(ctx, workCtx context.Context, r *run, batch uint64, rec
 		p.countRefused(why)
 		return true
 	}
-	return p.dispatch(ctx, workCtx, r, t, x, res)
+	n := 1
+	if p.amplifyKey != nil {
+		n = copiesOf(factor(*p.amplifyKey, x, ctl), x.CorrelationID)
+	}
+	var key string
+	ordered := false
+	if p.orderKey != nil {
+		key, ordered = p.orderKey.eval(x)
+	}
+	for _, j := range jobs(t, x, res, n) {
+		j.key, j.ordered = key, ordered
+		switch p.dispatch(ctx, workCtx, r, j) {
+		case dispatchDiscarded:
+			return true // its other requests go nowhere either
+		case dispatchStopped:
+			return false
+		}
+	}
+	return true
 }
 
 // completeNow registers a record whose result is known without a replay.
@@ -379,14 +426,71 @@ func (p *Pipeline) countRefused(why refusal) {
 	}
 }
 
-// dispatch waits for a worker, the pacer and the breaker, in that order,
-// then starts t's replay. Every wait ends early when t's partition is
-// revoked (t is then discarded and dispatch returns true: the intake goes
-// on) or ctx ends (t is then abandoned, neither written nor passed by a
-// committed offset, and dispatch returns false).
-func (p *Pipeline) dispatch(ctx, workCtx context.Context, r *run, t *ticket, x *schemas.Exchange, res *schemas.Result) bool {
+// dispatchResult says how dispatch ended.
+type dispatchResult uint8
+
+const (
+	dispatchStarted   dispatchResult = iota // the request runs on a worker, or is queued behind its ordering key
+	dispatchDiscarded                       // its record was discarded (revoked, or abandoned by another of its requests): nothing sent
+	dispatchStopped                         // ctx ended: its record was abandoned
+)
+
+// dispatch waits for a worker, the pacer and the breaker (see await), then
+// starts j on a worker. When ctx ends first, j's record is abandoned:
+// neither written nor passed by a committed offset. A request whose
+// ordering key another request holds is queued on the key instead, and
+// dispatch returns at once (see order.go).
+func (p *Pipeline) dispatch(ctx, workCtx context.Context, r *run, j *replayJob) dispatchResult {
+	if j.ordered && !r.lanes.enter(j) {
+		p.stats.keyQueued.Add(1)
+		return dispatchStarted
+	}
+	switch w, probe := p.await(ctx.Done(), r, j.t, j.x.CapturedAt, false); w {
+	case waitReady:
+		r.workers.Go(func() { p.work(workCtx, r, j, probe) })
+		return dispatchStarted
+	case waitDiscarded:
+		if j.ordered { // j held its key: the next request of the key takes it
+			if next, probe := p.passKey(ctx.Done(), r, j.key, false); next != nil {
+				r.workers.Go(func() { p.work(workCtx, r, next, probe) })
+			}
+		}
+		return dispatchDiscarded
+	default:
+		p.abandon(r, j.t)
+		if j.ordered {
+			p.abandonKey(r, j.key)
+		}
+		return dispatchStopped
+	}
+}
+
+// abandon discards t, which will not be finished, with every record behind
+// it in its partition (see sequencer.abandon), and frees their slots.
+func (p *Pipeline) abandon(r *run, t *ticket) {
+	n := r.seq.abandon(t)
+	p.release(r, n)
+	p.stats.abandoned.Add(int64(n))
+}
+
+// waitResult says how await ended.
+type waitResult uint8
+
+const (
+	waitReady     waitResult = iota // t is dispatched: start its request now
+	waitDiscarded                   // t was discarded meanwhile
+	waitStopped                     // stop was closed first
+)
+
+// await waits for a worker token (unless the caller holds one), the pacer
+// and the breaker, in that order, then marks t dispatched. Every wait ends
+// early when t is discarded (its partition revoked while it was pending,
+// or a request of its record abandoned) or stop is closed. On waitReady
+// the caller holds a token and, when probe is set, runs the breaker's
+// probe; otherwise a token taken here was given back.
+func (p *Pipeline) await(stop <-chan struct{}, r *run, t *ticket, captured time.Time, haveToken bool) (w waitResult, probe bool) {
 	var (
-		haveToken bool
+		tookToken bool
 		paced     *pacing
 		timer     *time.Timer
 	)
@@ -397,7 +501,7 @@ func (p *Pipeline) dispatch(ctx, workCtx context.Context, r *run, t *ticket, x *
 		paced = nil
 	}
 	giveUp := func() {
-		if haveToken {
+		if tookToken {
 			<-r.tokens
 		}
 		unpace()
@@ -409,22 +513,21 @@ func (p *Pipeline) dispatch(ctx, workCtx context.Context, r *run, t *ticket, x *
 		discarded, revoked := r.seq.watch(t)
 		if discarded {
 			giveUp()
-			return true
+			return waitDiscarded, false
 		}
-		if ctx.Err() != nil {
+		select {
+		case <-stop:
 			giveUp()
-			n := r.seq.abandon(t)
-			p.release(r, n)
-			p.stats.abandoned.Add(int64(n))
-			return false
+			return waitStopped, false
+		default:
 		}
 		if !haveToken {
 			select {
 			case r.tokens <- struct{}{}:
-				haveToken = true
+				haveToken, tookToken = true, true
 			case <-revoked:
 				continue
-			case <-ctx.Done():
+			case <-stop:
 				continue
 			}
 		}
@@ -433,7 +536,7 @@ func (p *Pipeline) dispatch(ctx, workCtx context.Context, r *run, t *ticket, x *
 			unpace() // the pacing changed by itself: a ramp stage or a cool-down ended
 		}
 		if paced == nil {
-			pc := p.pacer.reserve(now, x.CapturedAt)
+			pc := p.pacer.reserve(now, captured)
 			paced = &pc
 		}
 		var wake, repace <-chan struct{}
@@ -441,7 +544,6 @@ func (p *Pipeline) dispatch(ctx, workCtx context.Context, r *run, t *ticket, x *
 		switch {
 		case paced.paused:
 			repace = paced.notify
-			wait = -1
 			if !paced.recheck.IsZero() {
 				wait = max(paced.recheck.Sub(now), time.Millisecond)
 			}
@@ -459,13 +561,12 @@ func (p *Pipeline) dispatch(ctx, workCtx context.Context, r *run, t *ticket, x *
 						p.breaker.cancelProbe()
 					}
 					giveUp()
-					return true
+					return waitDiscarded, false
 				}
 				if timer != nil {
 					timer.Stop()
 				}
-				r.workers.Go(func() { p.work(workCtx, r, t, x, res, probe) })
-				return true
+				return waitReady, probe
 			}
 			wake, wait = breakerWake, breakerWait
 		}
@@ -484,32 +585,47 @@ func (p *Pipeline) dispatch(ctx, workCtx context.Context, r *run, t *ticket, x *
 			unpace()
 		case <-tick:
 		case <-revoked:
-		case <-ctx.Done():
+		case <-stop:
 		}
 	}
 }
 
-// work replays one exchange and completes its result. A replay abandoned
-// at shutdown, or whose worker panicked, is discarded with every record
-// behind it in its partition, so nothing at or after its offset is
-// committed; a panic also fails the run.
-func (p *Pipeline) work(ctx context.Context, r *run, t *ticket, x *schemas.Exchange, res *schemas.Result, probe bool) {
+// work replays j and, when j holds an ordering key, the requests queued
+// behind it, one after another with the same worker token (see
+// order.go).
+func (p *Pipeline) work(ctx context.Context, r *run, j *replayJob, probe bool) {
 	defer func() { <-r.tokens }()
-	reported := false
-	abandon := func() {
-		n := r.seq.abandon(t)
-		p.release(r, n)
-		p.stats.abandoned.Add(int64(n))
+	for j != nil {
+		p.replayOne(ctx, r, j, probe)
+		if !j.ordered {
+			return
+		}
+		j, probe = p.passKey(r.halt, r, j.key, true)
 	}
+}
+
+// replayOne replays j and, when it was the last request of its record to
+// finish, completes the record's result. A replay abandoned at shutdown,
+// or whose worker panicked, abandons its record with every record behind
+// it in its partition, so nothing at or after its offset is committed; a
+// panic also fails the run.
+func (p *Pipeline) replayOne(ctx context.Context, r *run, j *replayJob, probe bool) {
+	reported := false
 	rec := panics.Try(func() {
-		row, base, o := p.replayTargets(ctx, r.stop, x)
+		var row, base *schemas.ReplayRow
+		var o outcome
+		if j.copy == 0 { // the record's own replay goes to the baseline too; copies only to the target
+			row, base, o = p.replayTargets(ctx, r.stop, j.x)
+		} else {
+			row, o = p.replayer.replay(ctx, r.stop, j.x)
+		}
 		p.breaker.report(probe, o)
 		if row != nil && o != outcomeNeutral {
 			p.guard.report(time.Now(), row)
 		}
 		reported = true
 		if row == nil {
-			abandon()
+			p.abandon(r, j.t)
 			return
 		}
 		p.stats.replayed.Add(1)
@@ -517,18 +633,25 @@ func (p *Pipeline) work(ctx context.Context, r *run, t *ticket, x *schemas.Excha
 		if row.ErrorKind != "" {
 			p.stats.replayError(row.ErrorKind)
 		}
-		res.Replay, res.Baseline = row, base
-		p.observe(x, row)
-		r.seq.complete(t, res)
+		if j.copy > 0 {
+			p.stats.amplified.Add(1)
+		} else {
+			j.rec.res.Baseline = base
+		}
+		p.observe(j.rec.x, row)
+		if j.finish(row) {
+			r.seq.complete(j.t, j.rec.res)
+		}
 	})
 	if rec != nil {
 		if probe && !reported {
 			p.breaker.cancelProbe()
 		}
-		abandon()
-		r.fail(fmt.Errorf("replay worker panicked on %s: %w", x.Source, rec.AsError()))
+		p.abandon(r, j.t)
+		r.fail(fmt.Errorf("replay worker panicked on %s: %w", j.x.Source, rec.AsError()))
 	}
 }
+
 func (p *Pipeline) deadLetter(rec *schemas.Record, err error) *schemas.DeadLetterRow {
 	reason := "decode_error"
 	var de *schemas.DecodeError
@@ -651,7 +774,7 @@ func countRows(t *TableRows, res *schemas.Result) {
 		t.Production++
 	}
 	if res.Replay != nil {
-		t.Replay++
+		t.Replay += 1 + int64(len(res.Copies))
 	}
 	if res.Baseline != nil {
 		t.Baseline++

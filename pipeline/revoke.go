@@ -27,9 +27,13 @@ type flushRequest struct {
 // and after it returned. It:
 //
 //  1. stops dispatching records of tps: records waiting for a worker, the
-//     pacer or the breaker are discarded with every record behind them
-//     (only a suffix of each partition), freeing their in-flight slots;
-//     they are not written, so the new owner reads them again;
+//     pacer or the breaker, or queued behind their ordering key, are
+//     discarded with every record behind them (only a suffix of each
+//     partition, so with per-key ordering records behind a queued one may
+//     be in flight already: their results are dropped), freeing their
+//     in-flight slots; they are not written, so the new owner reads them
+//     again (a record whose first request was sent is in flight: its
+//     amplified copies are still sent, and waited for);
 //  2. ignores the records of tps the source returns from then on, and
 //     those of poll batches already returned, until Assign names the
 //     partitions again (for batches returned after that call);

@@ -40,7 +40,7 @@ type ticketState uint8
 
 const (
 	ticketPending    ticketState = iota // registered, replay not started
-	ticketDispatched                    // replay in flight
+	ticketDispatched                    // replay in flight (at least one of its requests)
 	ticketDone                          // result set, waiting for earlier records
 	ticketDiscarded                     // never written
 )
@@ -165,12 +165,16 @@ func (s *sequencer) registerDone(tp schemas.TopicPartition, batch uint64, r *sch
 	return admitted
 }
 
-// dispatch marks a pending t as in flight. It returns false when t was
-// discarded meanwhile (its partition was revoked): t must not be replayed.
+// dispatch marks t in flight, for one of its requests (a record replayed
+// more than once is dispatched once per request; from the first on it is
+// in flight, and a revoke no longer discards it). It returns false when t
+// was discarded meanwhile (its partition was revoked while it was
+// pending, or a request of it was abandoned): the request must not be
+// sent.
 func (s *sequencer) dispatch(t *ticket) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if t.state != ticketPending {
+	if t.state != ticketPending && t.state != ticketDispatched {
 		return false
 	}
 	t.state = ticketDispatched

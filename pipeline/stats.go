@@ -14,11 +14,22 @@ type Stats struct {
 	Consumed     int64 // records polled from the source, ignored ones included
 	Decoded      int64 // records decoded into an exchange
 	DeadLettered int64 // records that could not be decoded
-	Filtered     int64 // decoded records not selected for replay
+	Filtered     int64 // decoded records not selected for replay by the filter
+	// DialedOut counts records the filter selected but the sticky dial
+	// left out (their dial key's bucket is at or above the dial percent);
+	// like filtered records they get a production row only.
+	DialedOut int64
 	// SkippedHeld counts selected records not replayed because the sink
 	// already holds their replay row (ReplayHolder).
 	SkippedHeld int64
-	Replayed    int64 // replay rows produced, failed replays included
+	Replayed    int64 // replay rows produced, failed replays and amplified copies included
+	// Amplified counts the replay rows of amplified copies (<id>#2, …),
+	// which Replayed includes.
+	Amplified int64
+	// KeyQueued counts requests (amplified copies included) that were
+	// queued behind an earlier request of their ordering key instead of
+	// being dispatched at once (replay.ordering.mode: key).
+	KeyQueued int64
 	// Retries counts requests sent again after a connection failure: a
 	// replay row with Attempts n adds n-1.
 	Retries int64
@@ -27,15 +38,17 @@ type Stats struct {
 	// seen are absent.
 	ReplayErrors map[string]int64
 	// Discarded counts records polled but never written because their
-	// partition was revoked: waiting to be dispatched at the revoke, polled
-	// after it, or (after a Revoke that timed out) finished too late. The
-	// partition's next owner reads them again.
+	// partition was revoked: waiting to be dispatched (or queued behind
+	// their ordering key) at the revoke, or behind such a record in their
+	// partition, polled after it, or (after a Revoke that timed out)
+	// finished too late. The partition's next owner reads them again.
 	Discarded int64
 	// Abandoned counts records left unwritten at shutdown, with no offset
 	// committed past them: replays cancelled when the grace period elapsed
-	// or while waiting to retry, records waiting to be dispatched, and the
-	// records behind them in their partitions. They are replayed after a
-	// restart.
+	// or while waiting to retry, records waiting to be dispatched or queued
+	// behind their ordering key (and records some of whose amplified
+	// copies were not sent), and the records behind them in their
+	// partitions. They are replayed after a restart.
 	Abandoned    int64
 	RowsWritten  TableRows // rows in batches the sink flushed successfully
 	Flushes      int64     // successful sink flushes
@@ -82,6 +95,7 @@ var errorKinds = [...]string{
 
 type stats struct {
 	consumed, decoded, deadLettered, filtered, replayed atomic.Int64
+	dialedOut, amplified, keyQueued                     atomic.Int64
 	skippedHeld, retries, discarded, abandoned          atomic.Int64
 	replayErrors                                        [len(errorKinds)]atomic.Int64
 	written                                             struct{ production, replay, baseline, deadLetter atomic.Int64 }
@@ -117,8 +131,11 @@ func (p *Pipeline) Stats() Stats {
 		Decoded:      s.decoded.Load(),
 		DeadLettered: s.deadLettered.Load(),
 		Filtered:     s.filtered.Load(),
+		DialedOut:    s.dialedOut.Load(),
 		SkippedHeld:  s.skippedHeld.Load(),
 		Replayed:     s.replayed.Load(),
+		Amplified:    s.amplified.Load(),
+		KeyQueued:    s.keyQueued.Load(),
 		Retries:      s.retries.Load(),
 		ReplayErrors: map[string]int64{},
 		Discarded:    s.discarded.Load(),

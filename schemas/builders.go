@@ -24,8 +24,8 @@ var ErrInvalidRow = errors.New("invalid row")
 //   - A nil body (request, response, key, raw) is written as null; a non-nil
 //     empty body as an empty binary value.
 //   - A nil Response writes null status, headers, body and latency.
-//   - error_kind and error_message are null when empty; other strings are
-//     written as they are, empty included.
+//   - error_kind, error_message and amplified_from are null when empty;
+//     other strings are written as they are, empty included.
 //   - Times are stored in microseconds, UTC (sub-microsecond precision is
 //     dropped). A zero replayed_at or received_at is null; captured_at is
 //     required, and a dead letter with a zero CapturedAt gets its ReceivedAt so
@@ -363,6 +363,7 @@ type ReplayBuilder struct {
 	errorKind, errorMessage *array.StringBuilder
 	attempts                *array.Int32Builder
 	lineage                 *array.MapBuilder
+	amplifiedFrom           *array.StringBuilder
 }
 
 // NewReplayBuilder returns a builder of replay_responses records allocating
@@ -396,6 +397,7 @@ func newReplayBuilder(mem memory.Allocator, tableName string) *ReplayBuilder {
 	b.errorMessage = column[*array.StringBuilder](r, "error_message")
 	b.attempts = column[*array.Int32Builder](r, "attempts")
 	b.lineage = column[*array.MapBuilder](r, "lineage")
+	b.amplifiedFrom = column[*array.StringBuilder](r, "amplified_from")
 
 	return b
 }
@@ -423,6 +425,7 @@ func (b *ReplayBuilder) Append(row *ReplayRow) error {
 	n += AppendOptString(b.errorMessage, row.ErrorMessage)
 	b.attempts.Append(int32(row.Attempts))
 	n += AppendStringMap(b.lineage, row.Lineage)
+	n += AppendOptString(b.amplifiedFrom, row.AmplifiedFrom)
 	b.rows++
 	b.bytes += n
 

@@ -54,6 +54,7 @@ func comparisonSummarySchema() *iceberg.Schema {
 		opt(21, "replay_p50_ms", typeDouble, "replay latency percentile of joined pairs"),
 		opt(22, "replay_p90_ms", typeDouble, ""),
 		opt(23, "replay_p99_ms", typeDouble, ""),
+		opt(24, "replay_amplified", typeLong, "replay rows of amplified copies (evacuation multipliers); not joined, not in the other counts"),
 	)
 }
 

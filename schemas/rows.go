@@ -61,6 +61,12 @@ type ReplayRow struct {
 	Attempts     int
 
 	Lineage map[string]string // read from the replay response
+
+	// AmplifiedFrom is set on an extra copy of a replayed record
+	// (evacuation multipliers) to the record's correlation ID; the copy's
+	// CorrelationID is derived from it (<id>#2, <id>#3, …). Empty on the
+	// record's own replay.
+	AmplifiedFrom string
 }
 
 // DeadLetterRow is one row of dead_letters: a record that could not be
@@ -79,14 +85,22 @@ type DeadLetterRow struct {
 
 // Result is everything one source record produced, handed to the sink in
 // offset order per partition. A decoded record always has a Production row;
-// a selected one also has a Replay row, and a Baseline row when a baseline
-// target is set; an undecodable one has only a DeadLetter row.
+// a selected one also has a Replay row, a Baseline row when a baseline
+// target is set, and, when it is amplified (evacuation multipliers), the
+// replay rows of its extra copies in Copies; an undecodable one has only a
+// DeadLetter row.
 type Result struct {
 	Source     Coordinates
 	Production *ProductionRow
 	Replay     *ReplayRow
 	// Baseline is the same request replayed to the baseline target (a
 	// second copy of the old version), for baseline_responses.
-	Baseline   *ReplayRow
+	Baseline *ReplayRow
+	// Copies are the replay rows of the record's extra copies, in copy
+	// order (<id>#2, <id>#3, …), each with AmplifiedFrom set and the
+	// record's Source: they are written with the record, in the same
+	// commit, and skipped with it when the table already holds it. Set
+	// only with Replay.
+	Copies     []*ReplayRow
 	DeadLetter *DeadLetterRow
 }

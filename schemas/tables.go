@@ -136,6 +136,7 @@ func replaySchema() *iceberg.Schema {
 		opt(25, "error_message", typeString, ""),
 		opt(26, "attempts", typeInt, "requests sent, retries included"),
 		opt(27, "lineage", stringMapType(27), "service versions read from the replay response"),
+		opt(30, "amplified_from", typeString, "extra copy of a replayed record (evacuation multipliers): the record's correlation ID; null for the record's own replay"),
 	)
 }
 

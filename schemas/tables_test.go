@@ -221,7 +221,9 @@ func TestReplayBuilderRoundTrip(t *testing.T) {
 		Request:   schemas.Request{Method: "GET", Path: "/"},
 		ErrorKind: schemas.ErrorTimeout, ErrorMessage: "context deadline exceeded", Attempts: 3,
 	}
-	for _, r := range []*schemas.ReplayRow{ok, failed} {
+	amplified := *ok
+	amplified.CorrelationID, amplified.AmplifiedFrom = "c-1#2", "c-1"
+	for _, r := range []*schemas.ReplayRow{ok, failed, &amplified} {
 		if err := b.Append(r); err != nil {
 			t.Fatal(err)
 		}
@@ -242,11 +244,13 @@ func TestReplayBuilderRoundTrip(t *testing.T) {
 	c.str("error_kind", 1, schemas.ErrorTimeout)
 	c.str("error_message", 1, "context deadline exceeded")
 	c.stringMap("lineage", 0, ok.Lineage)
-	for _, name := range []string{"error_kind", "error_message"} {
+	for _, name := range []string{"error_kind", "error_message", "amplified_from"} {
 		if !rec.Column(c.idx(name)).IsNull(0) {
-			t.Errorf("%s of a row with a response is not null", name)
+			t.Errorf("%s of a row with a response, not a copy, is not null", name)
 		}
 	}
+	c.str("correlation_id", 2, "c-1#2")
+	c.str("amplified_from", 2, "c-1")
 	for _, name := range []string{"response_status", "response_body", "request_body", "request_headers", "lineage"} {
 		if !rec.Column(c.idx(name)).IsNull(1) {
 			t.Errorf("%s of the failed row is not null", name)

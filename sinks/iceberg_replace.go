@@ -178,7 +178,8 @@ func checkRunID(rec arrow.RecordBatch, runID string) error {
 }
 
 // ensureComparisonTable loads the named comparison table, creating it with
-// its partition spec and sort order if missing, and checks its schema.
+// its partition spec and sort order if missing, adds the columns this
+// version has and it lacks (see addColumns), and checks its schema.
 func (s *Iceberg) ensureComparisonTable(ctx context.Context, name string) (*table.Table, error) {
 	cat, err := s.catalog()
 	if err != nil {
@@ -201,6 +202,9 @@ func (s *Iceberg) ensureComparisonTable(ctx context.Context, name string) (*tabl
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load or create table %s: %w; check %scatalog and %snamespace", full, err, configPath, configPath)
+	}
+	if tbl, err = s.addColumns(ctx, cat, tbl, ident, schemas.ComparisonSchema(name)); err != nil {
+		return nil, err
 	}
 	if err := checkSchema(tbl.Schema(), schemas.ComparisonSchema(name)); err != nil {
 		return nil, &badRowsError{fmt.Errorf("table %s at %s: %w; it was not created by a compatible replay, use another namespace", full, tbl.Location(), err)}

@@ -152,8 +152,9 @@ type pendingBatch struct {
 // the tables of schemas.TableNames exist, creating them with their partition spec, sort
 // order, identifier fields and compression if missing. Opening an existing
 // warehouse again changes nothing, except the compression property when the
-// configuration changed it. A table whose schema does not match this
-// version's is an error.
+// configuration changed it, and the columns this version added to a table
+// an earlier version created (see addColumns). A table whose schema does
+// not match this version's otherwise is an error.
 func OpenIceberg(ctx context.Context, cfg IcebergConfig, logger *slog.Logger, opts ...Option) (*Iceberg, error) {
 	if errs := cfg.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("invalid sink configuration: %w", errors.Join(errs...))
@@ -242,6 +243,9 @@ func (s *Iceberg) ensureTable(ctx context.Context, ident table.Identifier) (*tab
 	if err != nil {
 		return nil, fmt.Errorf("load or create table %s: %w; check %scatalog and %snamespace", full, err, configPath, configPath)
 	}
+	if tbl, err = s.addColumns(ctx, s.cat, tbl, ident, schemas.IcebergSchema(name)); err != nil {
+		return nil, err
+	}
 	if err := checkSchema(tbl.Schema(), schemas.IcebergSchema(name)); err != nil {
 		return nil, fmt.Errorf("table %s at %s: %w; it was not created by a compatible replay, use another namespace", full, tbl.Location(), err)
 	}
@@ -276,6 +280,54 @@ func checkSchema(have, want *iceberg.Schema) error {
 	return nil
 }
 
+// addColumns evolves the schema of tbl (named ident) to want by adding the
+// columns of want it lacks. Versions of replay add columns only at the end
+// of a table, optional and with the next free field IDs, so a table an
+// earlier version created gets them here, in one schema update, and its
+// earlier rows read as null in them. A missing column that is required, or
+// whose field ID is not the next the table assigns (something else changed
+// the table), is not added: checkSchema reports it. When another process
+// added the columns first, the table it committed is used.
+func (s *Iceberg) addColumns(ctx context.Context, cat catalog.Catalog, tbl *table.Table, ident table.Identifier, want *iceberg.Schema) (*table.Table, error) {
+	have := tbl.Schema()
+	next := tbl.Metadata().LastColumnID() + 1
+	var names []string
+	txn := tbl.NewTransaction()
+	update := txn.UpdateSchema(true, false)
+	for _, f := range want.Fields() {
+		if _, ok := have.FindFieldByID(f.ID); ok {
+			continue
+		}
+		if f.Required || f.ID != next {
+			break
+		}
+		update.AddColumn([]string{f.Name}, f.Type, f.Doc, false, nil)
+		names = append(names, f.Name)
+		next = iceberg.NewSchema(0, f).HighestFieldID() + 1
+	}
+	if len(names) == 0 {
+		return tbl, nil
+	}
+	full := strings.Join(ident, ".")
+	err := update.Commit()
+	var evolved *table.Table
+	if err == nil {
+		evolved, err = txn.Commit(ctx)
+	}
+	if err != nil {
+		// Another replay process may have added them meanwhile.
+		if reloaded, lerr := cat.LoadTable(ctx, ident); lerr == nil && checkSchema(reloaded.Schema(), want) == nil {
+			return reloaded, nil
+		}
+		return nil, fmt.Errorf("add columns %s to table %s: %w; check the catalog's permissions, or add them with another Iceberg client (optional, at the end, in this order)",
+			strings.Join(names, ", "), full, err)
+	}
+	s.logger.Info("added columns to table", "table", full, "columns", strings.Join(names, ","),
+		"schema_id", evolved.Schema().ID)
+
+	return evolved, nil
+}
+
 // Add buffers the rows of one result and notes its offset. Results of a
 // partition must come in offset order; a result at or below an offset
 // already added is an error. An invalid row is an error and nothing of the
@@ -305,6 +357,14 @@ func (s *Iceberg) Add(r *schemas.Result) error {
 			return fmt.Errorf("add result %s: %s row: %w", r.Source, schemas.TableBaseline, err)
 		}
 	}
+	if len(r.Copies) > 0 && r.Replay == nil {
+		return fmt.Errorf("add result %s: %w: %d amplified copies without the record's replay row", r.Source, schemas.ErrInvalidRow, len(r.Copies))
+	}
+	for _, c := range r.Copies {
+		if err := c.Check(); err != nil {
+			return fmt.Errorf("add result %s: amplified copy: %w", r.Source, err)
+		}
+	}
 	if r.DeadLetter != nil {
 		if err := r.DeadLetter.Check(); err != nil {
 			return fmt.Errorf("add result %s: %w", r.Source, err)
@@ -319,25 +379,30 @@ func (s *Iceberg) Add(r *schemas.Result) error {
 	}
 	// Append cannot fail once Check passed.
 	if r.Production != nil {
-		if tb := s.byName[schemas.TableProduction]; !s.heldLocked(tb, r.Source) {
+		if tb := s.byName[schemas.TableProduction]; !s.heldLocked(tb, r.Source, 1) {
 			_ = tb.builder.(*schemas.ProductionBuilder).Append(r.Production)
 			tb.runIDs[r.Production.RunID] = struct{}{}
 		}
 	}
-	for _, side := range [...]struct {
-		table string
-		row   *schemas.ReplayRow
-	}{{schemas.TableReplay, r.Replay}, {schemas.TableBaseline, r.Baseline}} {
-		if side.row == nil {
-			continue
+	if r.Replay != nil {
+		// The record's copies share its coordinates: they are written,
+		// committed and skipped together with its replay row.
+		if tb := s.byName[schemas.TableReplay]; !s.heldLocked(tb, r.Source, 1+len(r.Copies)) {
+			b := tb.builder.(*schemas.ReplayBuilder)
+			for _, row := range append([]*schemas.ReplayRow{r.Replay}, r.Copies...) {
+				_ = b.Append(row)
+				tb.runIDs[row.RunID] = struct{}{}
+			}
 		}
-		if tb := s.byName[side.table]; !s.heldLocked(tb, r.Source) {
-			_ = tb.builder.(*schemas.ReplayBuilder).Append(side.row)
-			tb.runIDs[side.row.RunID] = struct{}{}
+	}
+	if r.Baseline != nil {
+		if tb := s.byName[schemas.TableBaseline]; !s.heldLocked(tb, r.Source, 1) {
+			_ = tb.builder.(*schemas.ReplayBuilder).Append(r.Baseline)
+			tb.runIDs[r.Baseline.RunID] = struct{}{}
 		}
 	}
 	if r.DeadLetter != nil {
-		if tb := s.byName[schemas.TableDeadLetters]; !s.heldLocked(tb, r.Source) {
+		if tb := s.byName[schemas.TableDeadLetters]; !s.heldLocked(tb, r.Source, 1) {
 			_ = tb.builder.(*schemas.DeadLetterBuilder).Append(r.DeadLetter)
 			tb.runIDs[r.DeadLetter.RunID] = struct{}{}
 		}
@@ -348,11 +413,11 @@ func (s *Iceberg) Add(r *schemas.Result) error {
 	return nil
 }
 
-// heldLocked reports whether tb already holds the row of the record at c,
-// counting it as skipped when it does. s.mu is held.
-func (s *Iceberg) heldLocked(tb *tableBuffer, c schemas.Coordinates) bool {
+// heldLocked reports whether tb already holds the rows of the record at c,
+// counting them (rows) as skipped when it does. s.mu is held.
+func (s *Iceberg) heldLocked(tb *tableBuffer, c schemas.Coordinates, rows int) bool {
 	if s.holdsLocked(tb.name, c) {
-		tb.skipped++
+		tb.skipped += int64(rows)
 
 		return true
 	}

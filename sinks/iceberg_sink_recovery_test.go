@@ -164,6 +164,9 @@ func expected(results []*schemas.Result) map[string]map[string]bool {
 		if r.Baseline != nil {
 			out[schemas.TableBaseline][r.Baseline.CorrelationID] = true
 		}
+		for _, c := range r.Copies {
+			out[schemas.TableReplay][c.CorrelationID] = true
+		}
 		if r.DeadLetter != nil {
 			out[schemas.TableDeadLetters][r.DeadLetter.CorrelationID] = true
 		}
@@ -510,7 +513,7 @@ func TestHoldsReplayAndAddSkipsHeldRows(t *testing.T) {
 			case schemas.TableProduction:
 				want += int64(boolInt(r.Production != nil))
 			case schemas.TableReplay:
-				want += int64(boolInt(r.Replay != nil))
+				want += int64(boolInt(r.Replay != nil) + len(r.Copies))
 			case schemas.TableBaseline:
 				want += int64(boolInt(r.Baseline != nil))
 			case schemas.TableDeadLetters:

@@ -87,12 +87,14 @@ type want struct {
 	reqBody, respBody              []byte
 	reqHeaders                     map[string][]string
 	raw                            []byte
+	amplifiedFrom                  string // replay copies
 }
 
 // makeResults returns n results spread over two partitions, starting at
 // offset first: every 10th a dead letter, every 3rd without a production
-// response, every 2nd replayed (every 4th of those failing) to the target
-// and to the baseline target, bodies with bytes that are not UTF-8.
+// response, every 2nd replayed (every 4th of those failing, every 3rd
+// amplified with two copies) to the target and to the baseline target,
+// bodies with bytes that are not UTF-8.
 func makeResults(n int, first int64) ([]*schemas.Result, map[string]want) {
 	base := time.Date(2026, 11, 21, 23, 59, 0, 0, time.UTC) // crosses a day boundary
 	wants := map[string]want{}
@@ -146,6 +148,14 @@ func makeResults(n int, first int64) ([]*schemas.Result, map[string]want) {
 			r.Baseline = &schemas.ReplayRow{RunID: testRun, CorrelationID: id, CapturedAt: at, ReplayedAt: at.Add(time.Hour),
 				Target: "http://old-copy:8080", Source: src, Request: x.Request, Attempts: 1,
 				Response: &schemas.Response{Status: 200, Body: w.baselineBody}}
+			if i%6 == 2 { // amplified: two extra copies
+				for n := 2; n <= 3; n++ {
+					cp := *rr
+					cp.CorrelationID, cp.AmplifiedFrom = fmt.Sprintf("%s#%d", id, n), id
+					r.Copies = append(r.Copies, &cp)
+					wants[cp.CorrelationID] = want{replay: true, replayStatus: w.replayStatus, respBody: w.respBody, amplifiedFrom: id}
+				}
+			}
 		}
 		wants[id] = w
 		out = append(out, r)
@@ -383,17 +393,23 @@ func TestFlushWritesAndReadsBack(t *testing.T) {
 	})
 
 	// Selected columns only.
-	rep, err := s.ScanRun(ctx, schemas.TableReplay, testRun, "correlation_id", "response_status", "error_kind", "response_body")
+	rep, err := s.ScanRun(ctx, schemas.TableReplay, testRun, "correlation_id", "response_status", "error_kind", "response_body", "amplified_from")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rep.Release()
-	if rep.NumCols() != 4 {
-		t.Errorf("replay scan has %d columns, want 4", rep.NumCols())
+	if rep.NumCols() != 5 {
+		t.Errorf("replay scan has %d columns, want 5", rep.NumCols())
 	}
+	copies := 0
 	eachRow(t, rep, func(rec arrow.RecordBatch, i int) {
 		id := col[*array.String](rec, "correlation_id").Value(i)
 		w := wants[id]
+		if from := col[*array.String](rec, "amplified_from"); from.IsValid(i) != (w.amplifiedFrom != "") || from.IsValid(i) && from.Value(i) != w.amplifiedFrom {
+			t.Errorf("%s: amplified_from %q (valid %v), want %q", id, from.ValueStr(i), from.IsValid(i), w.amplifiedFrom)
+		} else if from.IsValid(i) {
+			copies++
+		}
 		if got := int32OrZero(col[*array.Int32](rec, "response_status"), i); got != w.replayStatus {
 			t.Errorf("%s: replay status %d, want %d", id, got, w.replayStatus)
 		}
@@ -421,6 +437,9 @@ func TestFlushWritesAndReadsBack(t *testing.T) {
 			t.Errorf("%s: baseline body %s, want %s", id, got, wants[id].baselineBody)
 		}
 	})
+	if want := count(wants, func(w want) bool { return w.amplifiedFrom != "" }); int64(copies) != want || want == 0 {
+		t.Errorf("%d amplified copies read back, want %d", copies, want)
+	}
 
 	dl, err := s.ScanRun(ctx, schemas.TableDeadLetters, testRun, "correlation_id", "raw")
 	if err != nil {
