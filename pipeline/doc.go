@@ -12,6 +12,16 @@
 // into production; redact.go keeps secrets (headers, JSON body fields) out
 // of every row.
 //
+// Live comparison (live.go, on with LiveCompare.Enabled): each worker,
+// after a replay, classifies the pair as batch compare will (lineage
+// mismatch by normalize.LineageDiffers, else normalize.Compare of the
+// responses as they are written, redacted) with the Normalizer given to
+// SetNormalizer, and counts the verdict per endpoint in lock-free
+// counters (Stats.Live), for a sample of the pairs and up to
+// LiveCompare.MaxEndpoints endpoints. The Observer (control.go) gets the
+// verdict with each finished replay. The pipeline imports normalize for
+// this and for endpoint names; it must not import compare.
+//
 // Memory is bounded by Limits.MaxInFlight: a record holds a slot from poll
 // until the sink took it, and polling stops while no slot is free, or
 // while the record at hand waits for a worker, the pacer or an open
