@@ -46,7 +46,7 @@ func classify(norm *normalize.Normalizer, p pair) outcome {
 		o.class = ClassOnlyProduction
 	default:
 		o.endpoint = norm.Endpoint(p.production.method, p.production.path)
-		if lineageConflict(p.production.lineage, p.replay.lineage) {
+		if normalize.LineageDiffers(p.production.lineage, p.replay.lineage) {
 			o.class = ClassLineageMismatch
 
 			break
@@ -82,23 +82,4 @@ func classify(norm *normalize.Normalizer, p pair) outcome {
 	}
 
 	return o
-}
-
-// lineageConflict reports whether both sides carry lineage and a key they
-// share has different values: the pair was served by different versions of
-// a dependency, so a difference says nothing about the migration.
-func lineageConflict(a, b map[string]string) bool {
-	if len(a) == 0 || len(b) == 0 {
-		return false
-	}
-	if len(b) < len(a) {
-		a, b = b, a
-	}
-	for k, va := range a {
-		if vb, ok := b[k]; ok && va != vb {
-			return true
-		}
-	}
-
-	return false
 }

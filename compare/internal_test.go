@@ -128,28 +128,6 @@ func FuzzDecodeRow(f *testing.F) {
 	})
 }
 
-func TestLineageConflict(t *testing.T) {
-	for _, c := range []struct {
-		a, b map[string]string
-		want bool
-	}{
-		{nil, nil, false},
-		{map[string]string{"s": "1"}, nil, false},
-		{map[string]string{"s": "1"}, map[string]string{"s": "1"}, false},
-		{map[string]string{"s": "1", "t": "2"}, map[string]string{"s": "1"}, false},
-		{map[string]string{"s": "1"}, map[string]string{"u": "9"}, false}, // no shared key
-		{map[string]string{"s": "1"}, map[string]string{"s": "2"}, true},
-		{map[string]string{"s": "1", "t": "2", "u": "3"}, map[string]string{"t": "9"}, true},
-	} {
-		if got := lineageConflict(c.a, c.b); got != c.want {
-			t.Errorf("lineageConflict(%v, %v) = %v, want %v", c.a, c.b, got, c.want)
-		}
-		if got := lineageConflict(c.b, c.a); got != c.want {
-			t.Errorf("lineageConflict(%v, %v) = %v, want %v", c.b, c.a, got, c.want)
-		}
-	}
-}
-
 func TestPathSamplesAreTheSmallestIDs(t *testing.T) {
 	a := newAggregator(nil)
 	ids := []string{"k", "c", "x", "a", "m", "b", "c", "z", "d"}

@@ -22,6 +22,8 @@
 //   - headers.go: which headers are compared and how.
 //   - parse.go, canonical.go: decoding bodies and the canonical encoding.
 //   - diff.go: differing paths and the JSON Patch.
+//   - lineage.go: LineageDiffers, which pairs are set aside because their
+//     sides were served by different dependency versions.
 //
 // # Order of application
 //

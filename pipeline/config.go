@@ -49,6 +49,11 @@ type Config struct {
 	// Limits are the memory budgets of the runtime.
 	Limits LimitsConfig `yaml:"limits"`
 
+	// LiveCompare compares each replayed pair as it finishes, with the
+	// batch comparison's rules, and counts the verdicts per endpoint in
+	// Stats.Live. Off by default.
+	LiveCompare LiveCompareConfig `yaml:"live_compare"`
+
 	// RedactHeaders lists header names (case-insensitive) whose values are
 	// replaced by "REDACTED" in every row written: production and replay,
 	// request and response. The replayed request itself still carries the
@@ -420,6 +425,7 @@ func DefaultConfig() Config {
 		Dial:          DialConfig{Key: KeyCorrelationID, Percent: 100},
 		Amplify:       AmplifyConfig{Default: 1},
 		Limits:        LimitsConfig{MaxInFlight: 4096},
+		LiveCompare:   LiveCompareConfig{SamplePercent: 100, MaxEndpoints: 256},
 		RedactHeaders: []string{"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie"},
 		ShutdownGrace: 30 * time.Second,
 		Flush:         FlushPolicy{Rows: 10000, Bytes: 64 << 20, Interval: 10 * time.Second},
@@ -735,6 +741,7 @@ func (c Config) compile() (*compiled, []error) {
 	if c.Limits.MaxInFlight < 1 {
 		fail("limits.max_in_flight", "must be ≥ 1, got %d", c.Limits.MaxInFlight)
 	}
+	c.LiveCompare.validate(fail)
 
 	out.redactor = &redactor{headerNames: map[string]bool{}}
 	for i, name := range c.RedactHeaders {

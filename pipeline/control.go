@@ -139,16 +139,23 @@ type Observer interface {
 // Observation is one finished replay.
 type Observation struct {
 	// Endpoint is the request's method and path template
-	// ("GET /users/{id}"), as normalize names it.
+	// ("GET /users/{id}"), as normalize names it with the routes given to
+	// SetNormalizer: the name batch compare gives the pair.
 	Endpoint string
 	// Production is the captured exchange (its Response may be nil).
 	Production *schemas.Exchange
 	// Replay is the replay row: a response or an error kind.
 	Replay *schemas.ReplayRow
-	// Verdict is the live comparison's verdict: VerdictMatch,
-	// VerdictMismatch, VerdictLineage (lineage differs: excluded), or ""
-	// when live comparison is off or the pair was not comparable (no
-	// captured response, a failed replay).
+	// Verdict is the live comparison's verdict, the class batch compare
+	// gives the pair: VerdictMatch, VerdictMismatch, or VerdictLineage
+	// (lineage differs on a shared key: excluded from the match rate).
+	// Like batch compare, a pair is compared even when a side has no
+	// response (a failed replay, a capture without a response): then only
+	// the statuses are, 0 standing for none, so a failed replay of a
+	// captured response is a mismatch. Verdict is "" when live comparison
+	// is off, or the pair is not in its sample, or the replay is an
+	// amplified copy (another correlation ID, which the tables do not join
+	// with the production row).
 	Verdict string
 }
 
@@ -171,16 +178,24 @@ var defaultEndpoints = func() *normalize.Normalizer {
 	return n
 }()
 
-// observe tells the observer, if any, about a finished replay.
+// observe compares a finished replay live when live comparison is on (see
+// liveCompare) and tells the observer, if any, about it with the verdict.
 func (p *Pipeline) observe(x *schemas.Exchange, row *schemas.ReplayRow) {
-	if p.observer == nil {
+	live := p.cfg.LiveCompare.Enabled
+	if p.observer == nil && !live {
 		return
 	}
-	p.observer.ObserveReplay(Observation{
+	o := Observation{
 		Endpoint:   p.names.Endpoint(x.Request.Method, x.Request.Path),
 		Production: x,
 		Replay:     row,
-	})
+	}
+	if live {
+		o.Verdict = p.liveCompare(o.Endpoint, x, row)
+	}
+	if p.observer != nil {
+		p.observer.ObserveReplay(o)
+	}
 }
 
 // validateControl returns the problems of c, naming fields as in the

@@ -25,6 +25,16 @@
 // at the same time, with a client of its own; the result then carries a
 // baseline row as well.
 //
+// Live comparison (live.go, on with LiveCompare.Enabled): each worker,
+// after a replay, classifies the pair as batch compare will (lineage
+// mismatch by normalize.LineageDiffers, else normalize.Compare of the
+// responses as they are written, redacted) with the Normalizer given to
+// SetNormalizer, and counts the verdict per endpoint in lock-free
+// counters (Stats.Live), for a sample of the pairs and up to
+// LiveCompare.MaxEndpoints endpoints. The Observer (control.go) gets the
+// verdict with each finished replay. The pipeline imports normalize for
+// this and for endpoint names; it must not import compare.
+//
 // Memory is bounded by Limits.MaxInFlight: a record holds a slot from poll
 // until the sink took it (its amplified copies share it: at most 100 rows
 // per slot), and polling stops while no slot is free, or while the record

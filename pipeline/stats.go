@@ -65,18 +65,30 @@ type Stats struct {
 	// (the next offset to read).
 	Committed schemas.Offsets
 	// Live are the live comparison's counts by endpoint ("GET
-	// /users/{id}"), and LiveTotal their sum; nil and zero when live
-	// comparison is off.
+	// /users/{id}", named like batch compare names it; LiveOther past
+	// live_compare.max_endpoints), and LiveTotal their sum, since New.
+	// Live is nil and LiveTotal zero when live comparison is off; when it
+	// is on, Live is not nil, even before the first pair.
 	Live      map[string]LiveCounts
 	LiveTotal LiveCounts
 }
 
-// LiveCounts are the live comparison's counts of compared pairs.
+// LiveCounts are the live comparison's counts of the pairs it classified
+// (see Observation.Verdict for which).
 type LiveCounts struct {
-	Compared   int64 // pairs compared: both sides have a response
-	Matched    int64
-	Mismatched int64
-	Lineage    int64 // lineage differs: excluded from the match rate
+	Compared   int64 // pairs classified: Matched + Mismatched + Lineage
+	Matched    int64 // equal after normalization
+	Mismatched int64 // differ after normalization, failed replays included
+	Lineage    int64 // lineage differs on a shared key: excluded from the match rate
+}
+
+// MatchRate is Matched / (Matched + Mismatched), as batch compare defines
+// it; 1 when nothing was compared.
+func (c LiveCounts) MatchRate() float64 {
+	if c.Matched+c.Mismatched == 0 {
+		return 1
+	}
+	return float64(c.Matched) / float64(c.Matched+c.Mismatched)
 }
 
 // TableRows counts rows per output table.
@@ -100,6 +112,8 @@ type stats struct {
 	replayErrors                                        [len(errorKinds)]atomic.Int64
 	written                                             struct{ production, replay, baseline, deadLetter atomic.Int64 }
 	flushes, commits, commitErrors                      atomic.Int64
+
+	live liveTable // used when live comparison is on
 
 	mu        sync.Mutex
 	committed schemas.Offsets
@@ -161,5 +175,8 @@ func (p *Pipeline) Stats() Stats {
 	s.mu.Lock()
 	out.Committed = maps.Clone(s.committed)
 	s.mu.Unlock()
+	if p.cfg.LiveCompare.Enabled {
+		out.Live, out.LiveTotal = s.live.snapshot()
+	}
 	return out
 }

@@ -7,6 +7,10 @@
 // admin) for the life of the run: started before the pipeline, stopped after
 // it.
 //
+// The pipeline gets the normalize rules of compare.normalize, so that it
+// names endpoints as batch compare does and, with live_compare.enabled,
+// compares each pair with the same rules as it is replayed.
+//
 // It holds wiring only; behaviour lives in sources, pipeline, sinks and admin.
 package service
 
@@ -22,6 +26,7 @@ import (
 
 	"github.com/replaykit/replay/admin"
 	"github.com/replaykit/replay/config"
+	"github.com/replaykit/replay/normalize"
 	"github.com/replaykit/replay/pipeline"
 	"github.com/replaykit/replay/schemas"
 	"github.com/replaykit/replay/sinks"
@@ -45,6 +50,12 @@ type closingSource interface {
 // Result's Sink is open when err is nil; the caller closes it.
 func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Result, error) {
 	started := time.Now()
+	// The pipeline names endpoints, and live comparison judges pairs, with
+	// the rules batch compare uses, so the two agree.
+	norm, err := normalize.Compile(cfg.Compare.Normalize)
+	if err != nil {
+		return nil, fmt.Errorf("compile compare.normalize for the pipeline: %w", err)
+	}
 	sinkCfg := cfg.Sink
 	if cfg.Source.Type == "kafka" {
 		sinkCfg.Group = cfg.Source.Kafka.Group
@@ -71,6 +82,10 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Result, 
 		_ = sink.Close()
 		return nil, fmt.Errorf("build pipeline: %w", err)
 	}
+	p.SetNormalizer(norm)
+	if lc := cfg.Pipeline.LiveCompare; lc.Enabled {
+		logger.Info("live comparison on", "run_id", cfg.RunID, "sample_percent", lc.SamplePercent, "max_endpoints", lc.MaxEndpoints)
+	}
 	if k, ok := src.(*sources.Kafka); ok {
 		wireGroupHooks(k, p, sink, logger)
 	}
@@ -96,8 +111,13 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Result, 
 		_ = sink.Close()
 		return &Result{Stats: stats}, runErr
 	}
-	logger.Info("replay run finished", "run_id", cfg.RunID, "took", time.Since(started).Round(time.Millisecond),
-		"consumed", stats.Consumed, "replayed", stats.Replayed, "dead_lettered", stats.DeadLettered)
+	attrs := []any{"run_id", cfg.RunID, "took", time.Since(started).Round(time.Millisecond),
+		"consumed", stats.Consumed, "replayed", stats.Replayed, "dead_lettered", stats.DeadLettered}
+	if stats.Live != nil {
+		attrs = append(attrs, "live_matched", stats.LiveTotal.Matched, "live_mismatched", stats.LiveTotal.Mismatched,
+			"live_lineage_excluded", stats.LiveTotal.Lineage)
+	}
+	logger.Info("replay run finished", attrs...)
 	return &Result{Stats: stats, Sink: sink}, nil
 }
 
