@@ -38,12 +38,21 @@ var sampleStats = pipeline.Stats{
 
 // start runs an admin server on a free loopback port and returns its base
 // URL; it stops when the test ends.
-func start(t *testing.T, cfg admin.Config, deps admin.Deps) string {
+func start(t *testing.T, cfg admin.Config, deps admin.Deps, logger ...*slog.Logger) string {
 	t.Helper()
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
 	}
-	srv := admin.New(cfg, deps, nil)
+	var l *slog.Logger
+	if len(logger) > 0 {
+		l = logger[0]
+	}
+	return serve(t, admin.New(cfg, deps, l))
+}
+
+// serve runs srv until the test ends and returns its base URL.
+func serve(t *testing.T, srv *admin.Server) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
