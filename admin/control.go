@@ -231,7 +231,7 @@ func controlDiff(a, b pipeline.Control) (from, to string) {
 	add("rate", a.Rate, b.Rate)
 	add("burst", a.Burst, b.Burst)
 	add("pace", a.Pace, b.Pace)
-	add("ramp", rampString(a.Ramp), rampString(b.Ramp))
+	add("ramp", RampString(a.Ramp), RampString(b.Ramp))
 	add("dial_percent", a.DialPercent, b.DialPercent)
 	add("multipliers", multipliersString(a.Multipliers), multipliersString(b.Multipliers))
 	add("multiplier_default", a.MultiplierDefault, b.MultiplierDefault)
@@ -240,25 +240,6 @@ func controlDiff(a, b pipeline.Control) (from, to string) {
 		return "unchanged", "unchanged"
 	}
 	return strings.Join(f, " "), strings.Join(t, " ")
-}
-
-// RampString renders ramp stages in the compact syntax replay ctl reads:
-// "100/s:2m0s,2x:10m0s"; "none" when empty.
-func RampString(stages []pipeline.RampStage) string { return rampString(stages) }
-
-func rampString(stages []pipeline.RampStage) string {
-	if len(stages) == 0 {
-		return "none"
-	}
-	parts := make([]string, len(stages))
-	for i, s := range stages {
-		if s.Pace > 0 {
-			parts[i] = fmt.Sprintf("%vx:%v", s.Pace, s.Duration)
-		} else {
-			parts[i] = fmt.Sprintf("%v/s:%v", s.Rate, s.Duration)
-		}
-	}
-	return strings.Join(parts, ",")
 }
 
 func multipliersString(m map[string]float64) string {

@@ -34,7 +34,9 @@ func TestSketchQuantilesWithinAlpha(t *testing.T) {
 func TestWindowSummaryAndSeries(t *testing.T) {
 	t0 := time.Unix(1_790_000_000, 0)
 	w := newWindow(t0)
-	at := func(sec int, ms int) time.Time { return t0.Add(time.Duration(sec)*time.Second + time.Duration(ms)*time.Millisecond) }
+	at := func(sec int, ms int) time.Time {
+		return t0.Add(time.Duration(sec)*time.Second + time.Duration(ms)*time.Millisecond)
+	}
 
 	// Second 0: 4 replays, one failed (no replay latency), one mismatch.
 	// Replay latencies 20, 20, 40 (and 60, 60 in second 2): the nearest-rank
