@@ -105,6 +105,7 @@ func New(cfg Config, deps Deps, logger *slog.Logger) *Server {
 		observer: newObserver(deps.Now, endpoints), guardrail: &guardrailWatch{}}
 	stats := newStatsCollector(deps.Stats, deps.Control, deps.Lag, endpoints, s.guardrail)
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", s.page)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(newRegistry(stats, s.observer), promhttp.HandlerOpts{
