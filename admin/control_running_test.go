@@ -73,6 +73,25 @@ func (a *arrivals) await(t *testing.T, n int, d time.Duration) {
 	}
 }
 
+// startBroker starts a one-broker kfake cluster on a loopback port with
+// one single-partition topic, and a producer to it; both end with the test.
+func startBroker(t *testing.T, topic string) (string, *kgo.Client) {
+	t.Helper()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic),
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, "127.0.0.1:0") }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	broker := cluster.ListenAddrs()[0]
+	producer, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.DefaultProduceTopic(topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(producer.Close)
+	return broker, producer
+}
+
 // runningReplay is a replay process (service.Run with the admin server)
 // consuming a kfake topic, and the test's handles on it.
 type runningReplay struct {
@@ -87,18 +106,7 @@ type runningReplay struct {
 func startRunningReplay(t *testing.T) *runningReplay {
 	t.Helper()
 	const topic = "captures"
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic),
-		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, "127.0.0.1:0") }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	broker := cluster.ListenAddrs()[0]
-	producer, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.DefaultProduceTopic(topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(producer.Close)
+	broker, producer := startBroker(t, topic)
 
 	target := newArrivals()
 	tgt := httptest.NewServer(target)

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -22,7 +21,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/replaykit/replay/admin"
@@ -56,18 +54,7 @@ func startPageRun(t *testing.T) *pageRun {
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 
 	const topic = "captures"
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, topic),
-		kfake.ListenFn(func(network, _ string) (net.Listener, error) { return net.Listen(network, "127.0.0.1:0") }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	broker := cluster.ListenAddrs()[0]
-	producer, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.DefaultProduceTopic(topic))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer producer.Close()
+	broker, producer := startBroker(t, topic)
 	paths := []string{"/v1/titles/%d", "/v1/users/u-%d/profile", "/v1/titles/%d/artwork", "/v1/search"}
 	var recs []*kgo.Record
 	for i := range pageRecords {
