@@ -38,12 +38,21 @@ var sampleStats = pipeline.Stats{
 
 // start runs an admin server on a free loopback port and returns its base
 // URL; it stops when the test ends.
-func start(t *testing.T, cfg admin.Config, deps admin.Deps) string {
+func start(t *testing.T, cfg admin.Config, deps admin.Deps, logger ...*slog.Logger) string {
 	t.Helper()
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
 	}
-	srv := admin.New(cfg, deps, nil)
+	var l *slog.Logger
+	if len(logger) > 0 {
+		l = logger[0]
+	}
+	return serve(t, admin.New(cfg, deps, l))
+}
+
+// serve runs srv until the test ends and returns its base URL.
+func serve(t *testing.T, srv *admin.Server) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
@@ -66,23 +75,37 @@ func start(t *testing.T, cfg admin.Config, deps admin.Deps) string {
 
 func get(t *testing.T, url string, header ...string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
+	return request(t, http.MethodGet, url, "", header...)
+}
+
+// request sends body (none when empty; else as JSON) with the header
+// name, value pairs, and returns the status and body of the answer.
+func request(t *testing.T, method, url, body string, header ...string) (int, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	for i := 0; i+1 < len(header); i += 2 {
 		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("GET %s: %v", url, err)
+		t.Fatalf("%s %s: %v", method, url, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return resp.StatusCode, string(body)
+	return resp.StatusCode, string(raw)
 }
 
 func TestAdminHealthz(t *testing.T) {

@@ -15,7 +15,8 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// Token, when set, is the bearer token every /v1/* request must carry
 	// (Authorization: Bearer <token>); empty = no authentication. /healthz,
-	// /readyz and /metrics are always open.
+	// /readyz, /metrics and the live page itself are always open; the page
+	// asks for the token to read /v1/*.
 	Token string `yaml:"token"`
 }
 

@@ -1,16 +1,14 @@
 package admin
 
 import (
-	"cmp"
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,7 +17,7 @@ import (
 	"github.com/sourcegraph/conc"
 
 	"github.com/replaykit/replay/pipeline"
-	"github.com/replaykit/replay/schemas"
+	"github.com/replaykit/replay/sources"
 )
 
 // shutdownTimeout bounds how long Run waits for in-flight admin requests
@@ -46,10 +44,24 @@ type ReadinessFunc func(ctx context.Context) error
 // Ready calls f.
 func (f ReadinessFunc) Ready(ctx context.Context) error { return f(ctx) }
 
-// Deps is what the admin server reads; it never changes any of it.
+// LagSource gives the consumer lag per partition; *sources.Kafka is one.
+type LagSource interface {
+	Lag() []sources.PartitionLag
+}
+
+var _ LagSource = (*sources.Kafka)(nil)
+
+// Deps is what the admin server reads, and the one thing it changes: the
+// live control, through Control.
 type Deps struct {
 	// Stats is required: /metrics and /v1/status read it.
 	Stats StatsSource
+	// Control serves GET and PUT /v1/control and the control metrics; nil
+	// = no /v1/control.
+	Control Controller
+	// Lag gives the consumer lag for /metrics and /v1/status; nil = none
+	// (a file source).
+	Lag LagSource
 	// Readiness decides /readyz; nil = always ready.
 	Readiness Readiness
 	// RunID, Target and Baseline (replay.baseline; empty when off) are
@@ -60,15 +72,18 @@ type Deps struct {
 	// StartedAt is when the run started, for /v1/status; zero = when New
 	// was called.
 	StartedAt time.Time
+	// Now is the server's clock; nil = time.Now. Tests freeze it.
+	Now func() time.Time
 }
 
-// Server is the admin HTTP server. Create it with New and serve with Run,
-// once.
+// Server is the admin HTTP server. Create it with New, hand Observer to
+// the pipeline, and serve with Run, once.
 type Server struct {
-	cfg     Config
-	deps    Deps
-	log     *slog.Logger
-	handler http.Handler
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	handler  http.Handler
+	observer *Observer
 
 	started   chan struct{} // closed once the listener is bound
 	startOnce sync.Once
@@ -80,20 +95,37 @@ func New(cfg Config, deps Deps, logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if deps.StartedAt.IsZero() {
-		deps.StartedAt = time.Now()
+	if deps.Now == nil {
+		deps.Now = time.Now
 	}
-	s := &Server{cfg: cfg, deps: deps, log: logger, started: make(chan struct{})}
+	if deps.StartedAt.IsZero() {
+		deps.StartedAt = deps.Now()
+	}
+	endpoints := newEndpointLabels()
+	s := &Server{cfg: cfg, deps: deps, log: logger, started: make(chan struct{}),
+		observer: newObserver(deps.Now, endpoints)}
+	stats := newStatsCollector(deps.Stats, deps.Control, deps.Lag, endpoints)
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", s.page)
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(newRegistry(deps.Stats), promhttp.HandlerOpts{
+	mux.Handle("GET /metrics", promhttp.HandlerFor(newRegistry(stats, s.observer), promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}))
 	mux.Handle("GET /v1/status", s.authorize(http.HandlerFunc(s.status)))
+	mux.Handle("GET /v1/series", s.authorize(http.HandlerFunc(s.series)))
+	if deps.Control != nil {
+		mux.Handle("GET /v1/control", s.authorize(http.HandlerFunc(s.getControl)))
+		mux.Handle("PUT /v1/control", s.authorize(http.HandlerFunc(s.putControl)))
+	}
 	s.handler = mux
 	return s
 }
+
+// Observer returns the observer of finished replays, flushes and commits
+// that feeds the server's latency metrics, last-minute numbers and series:
+// pass it to Pipeline.SetObserver before Run.
+func (s *Server) Observer() *Observer { return s.observer }
 
 // Handler returns the server's routes, for embedding or tests.
 func (s *Server) Handler() http.Handler { return s.handler }
@@ -130,9 +162,12 @@ func (s *Server) Run(ctx context.Context) error {
 	s.log.Info("admin server listening", "addr", s.addr, "auth", s.cfg.Token != "")
 
 	served := make(chan error, 1)
+	stopTicking := make(chan struct{})
 	var wg conc.WaitGroup
 	defer wg.Wait()
+	defer close(stopTicking)
 	wg.Go(func() { served <- srv.Serve(ln) })
+	wg.Go(func() { s.tickEverySecond(stopTicking) })
 
 	select {
 	case err := <-served:
@@ -162,98 +197,62 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if s.deps.Readiness != nil {
 		if err := s.deps.Readiness.Ready(r.Context()); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = fmt.Fprintf(w, "not ready: %v\n", err)
+			_, _ = fmt.Fprintf(w, "not ready:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
 			return
 		}
 	}
 	_, _ = w.Write([]byte("ready\n"))
 }
 
-// Status is the body of GET /v1/status.
-type Status struct {
-	RunID     string      `json:"run_id"`
-	Target    string      `json:"target"`
-	Baseline  string      `json:"baseline,omitempty"`
-	StartedAt time.Time   `json:"started_at"`
-	Uptime    string      `json:"uptime"` // Go duration, e.g. "1m30.5s"
-	Stats     StatusStats `json:"stats"`
+// tickEverySecond turns each complete second into a sample of the series,
+// until stop is closed.
+func (s *Server) tickEverySecond(stop <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			s.tick()
+		}
+	}
 }
 
-// StatusStats is pipeline.Stats as JSON, with snake_case names; see
-// pipeline.Stats for what each counts. Committed offsets are a list, since
-// JSON objects cannot be keyed by topic and partition.
-type StatusStats struct {
-	Consumed     int64            `json:"consumed"`
-	Decoded      int64            `json:"decoded"`
-	DeadLettered int64            `json:"dead_lettered"`
-	Filtered     int64            `json:"filtered"`
-	SkippedHeld  int64            `json:"skipped_held"`
-	Replayed     int64            `json:"replayed"`
-	Retries      int64            `json:"retries"`
-	ReplayErrors map[string]int64 `json:"replay_errors"`
-	Discarded    int64            `json:"discarded"`
-	Abandoned    int64            `json:"abandoned"`
-	RowsWritten  map[string]int64 `json:"rows_written"` // by table name
-	Flushes      int64            `json:"flushes"`
-	Commits      int64            `json:"commits"`
-	CommitErrors int64            `json:"commit_errors"`
-	InFlight     int64            `json:"in_flight"`
-	Breaker      string           `json:"breaker"`
-	BreakerOpens int64            `json:"breaker_opens"`
-	Committed    []CommittedAt    `json:"committed"`
+// tick seals the complete seconds into samples, with the lag and the
+// control as they are now.
+func (s *Server) tick() {
+	var x sampleExtras
+	if s.deps.Lag != nil {
+		total := lagTotal(s.deps.Lag.Lag())
+		x.lag = &total
+	}
+	if s.deps.Control != nil {
+		st := s.deps.Control.Control()
+		x.targetRate, x.paused = st.EffectiveRate, st.Paused || st.PausedBy != ""
+	}
+	s.observer.window.seal(s.deps.Now(), x)
 }
 
-// CommittedAt is the next offset to read of one partition, as last
-// committed to the source.
-type CommittedAt struct {
-	Topic     string `json:"topic"`
-	Partition int32  `json:"partition"`
-	Offset    int64  `json:"offset"`
+// Series is the body of GET /v1/series: one sample per second for the last
+// five minutes, oldest first; with ?since=UNIX_SECONDS only the later
+// ones.
+type Series struct {
+	StepSeconds int      `json:"step_seconds"`
+	Samples     []Sample `json:"samples"`
 }
 
-func statusStats(s pipeline.Stats) StatusStats {
-	out := StatusStats{
-		Consumed: s.Consumed, Decoded: s.Decoded, DeadLettered: s.DeadLettered, Filtered: s.Filtered,
-		SkippedHeld: s.SkippedHeld, Replayed: s.Replayed, Retries: s.Retries,
-		ReplayErrors: s.ReplayErrors, Discarded: s.Discarded, Abandoned: s.Abandoned,
-		RowsWritten: map[string]int64{
-			schemas.TableProduction:  s.RowsWritten.Production,
-			schemas.TableReplay:      s.RowsWritten.Replay,
-			schemas.TableBaseline:    s.RowsWritten.Baseline,
-			schemas.TableDeadLetters: s.RowsWritten.DeadLetter,
-		},
-		Flushes: s.Flushes, Commits: s.Commits, CommitErrors: s.CommitErrors,
-		InFlight: s.InFlight, Breaker: s.Breaker, BreakerOpens: s.BreakerOpens,
-		Committed: []CommittedAt{},
+func (s *Server) series(w http.ResponseWriter, r *http.Request) {
+	var since int64
+	if v := r.URL.Query().Get("since"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, ErrorBody{Error: fmt.Sprintf("since: want Unix seconds, got %q", v)})
+			return
+		}
+		since = n
 	}
-	if out.ReplayErrors == nil {
-		out.ReplayErrors = map[string]int64{}
-	}
-	for tp, off := range s.Committed {
-		out.Committed = append(out.Committed, CommittedAt{Topic: tp.Topic, Partition: tp.Partition, Offset: off})
-	}
-	slices.SortFunc(out.Committed, func(a, b CommittedAt) int {
-		return cmp.Or(strings.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
-	})
-	return out
-}
-
-func (s *Server) status(w http.ResponseWriter, _ *http.Request) {
-	st := Status{
-		RunID:     s.deps.RunID,
-		Target:    s.deps.Target,
-		Baseline:  s.deps.Baseline,
-		StartedAt: s.deps.StartedAt.UTC(),
-		Uptime:    time.Since(s.deps.StartedAt).Round(time.Millisecond).String(),
-		Stats:     statusStats(s.deps.Stats.Stats()),
-	}
-	raw, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		http.Error(w, "render status: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(append(raw, '\n'))
+	writeJSON(w, http.StatusOK, Series{StepSeconds: 1, Samples: s.observer.window.samples(since)})
 }
 
 // authorize requires "Authorization: Bearer <cfg.Token>" when a token is

@@ -817,6 +817,7 @@ func (p *Pipeline) flushSink(ctx context.Context, r *run, reason string) error {
 	if err != nil {
 		return fmt.Errorf("flush %d rows (%d bytes) to sink: %w", rows, bytes, err)
 	}
+	p.observeFlush(rows, time.Since(start))
 	p.stats.flushes.Add(1)
 	p.stats.written.production.Add(r.pending.Production)
 	p.stats.written.replay.Add(r.pending.Replay)
@@ -840,7 +841,7 @@ func (p *Pipeline) commit(ctx context.Context, r *run) error {
 	if len(r.uncommitted) == 0 {
 		return nil
 	}
-	if err := p.src.Commit(ctx, r.uncommitted); err != nil {
+	if err := p.commitSource(ctx, r.uncommitted); err != nil {
 		return fmt.Errorf("commit offsets of %d partitions: %w", len(r.uncommitted), err)
 	}
 	p.stats.commits.Add(1)

@@ -5,7 +5,10 @@
 //
 // When admin.listen is set it also runs the admin HTTP server (package
 // admin) for the life of the run: started before the pipeline, stopped after
-// it.
+// it. The server observes every replay, flush and commit
+// (Pipeline.SetObserver), controls the pipeline (Pipeline.UpdateControl),
+// reads the Kafka source's lag, and is ready while the pipeline runs and the
+// brokers and the catalog answer (their Ping methods).
 //
 // The pipeline gets the normalize rules of compare.normalize, so that it
 // names endpoints as batch compare does and, with live_compare.enabled,
@@ -90,7 +93,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Result, 
 		wireGroupHooks(k, p, sink, logger)
 	}
 	var running atomic.Bool
-	stopAdmin, err := startAdmin(ctx, cfg, p, &running, started, logger)
+	stopAdmin, err := startAdmin(ctx, cfg, p, src, sink, &running, started, logger)
 	if err != nil {
 		src.Close()
 		_ = sink.Close()
@@ -121,30 +124,52 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Result, 
 	return &Result{Stats: stats, Sink: sink}, nil
 }
 
+// readyTimeout bounds one /readyz check: the broker and catalog pings run
+// concurrently within it.
+const readyTimeout = 2 * time.Second
+
+// pinger is a source or sink that can tell whether what it talks to
+// answers.
+type pinger interface {
+	Ping(ctx context.Context) error
+}
+
 // startAdmin starts the admin server when cfg.Admin.Listen is set and
-// returns once it listens; a bind failure is returned. The server outlives
+// returns once it listens; a bind failure is returned. It sets the
+// server's observer on p, so it must run before p.Run. The server outlives
 // ctx (it keeps answering while the pipeline drains after a signal) until
 // stop, called after the pipeline stopped, shuts it down and waits for it.
-// It is ready while running is true: the pipeline has started and not yet
-// stopped.
-func startAdmin(ctx context.Context, cfg config.Config, p *pipeline.Pipeline, running *atomic.Bool,
-	startedAt time.Time, logger *slog.Logger) (stop func(), err error) {
+// It is ready while running is true (the pipeline has started and not yet
+// stopped) and the source's brokers and the sink's catalog answer.
+func startAdmin(ctx context.Context, cfg config.Config, p *pipeline.Pipeline, src closingSource, sink *sinks.Iceberg,
+	running *atomic.Bool, startedAt time.Time, logger *slog.Logger) (stop func(), err error) {
 	if !cfg.Admin.Enabled() {
 		return func() {}, nil
 	}
-	srv := admin.New(cfg.Admin, admin.Deps{
-		Stats: p,
-		Readiness: admin.ReadinessFunc(func(context.Context) error {
-			if !running.Load() {
-				return errors.New("the replay pipeline is not running")
-			}
-			return nil
-		}),
+	checks := []admin.Check{{Name: "pipeline", Ping: func(context.Context) error {
+		if !running.Load() {
+			return errors.New("the replay pipeline is not running")
+		}
+		return nil
+	}}}
+	if ps, ok := src.(pinger); ok {
+		checks = append(checks, admin.Check{Name: cfg.Source.Type, Ping: ps.Ping})
+	}
+	checks = append(checks, admin.Check{Name: "catalog", Ping: sink.Ping})
+	deps := admin.Deps{
+		Stats:     p,
+		Control:   p,
+		Readiness: admin.Checks{Timeout: readyTimeout, List: checks},
 		RunID:     cfg.RunID,
 		Target:    cfg.Pipeline.Replay.Target,
 		Baseline:  cfg.Pipeline.Replay.Baseline,
 		StartedAt: startedAt,
-	}, logger)
+	}
+	if k, ok := src.(*sources.Kafka); ok {
+		deps.Lag = k
+	}
+	srv := admin.New(cfg.Admin, deps, logger)
+	p.SetObserver(srv.Observer())
 	adminCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)
 	var wg conc.WaitGroup

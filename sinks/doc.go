@@ -8,7 +8,8 @@
 // has the read helpers the demo, the tests and compare use (ScanRun,
 // CountRows; ScanRunBatches and RunSize in iceberg_read.go), and
 // ReplaceRun (iceberg_replace.go), which replaces one run's rows of a
-// comparison table in one overwrite transaction.
+// comparison table in one overwrite transaction. Ping (ping.go) checks the
+// catalog and the warehouse answer, for readiness.
 //
 // It must not import pipeline or sources (data flows one way: the pipeline
 // calls the sink through its own Sink interface, asserted here at compile

@@ -22,5 +22,8 @@
 //	kafka_source.go  KafkaConfig, NewKafka: consumer group, stop-at-end snapshot, commits,
 //	                 start offsets from the sink on assignment (SetResume), hand-back of
 //	                 revoked partitions (SetRevoke)
+//	kafka_lag.go     Kafka.Lag: per-partition lag from the fetches' high watermarks, the
+//	                 polled position and the committed offsets
 //	file_source.go   FileConfig, NewFile: NDJSON lines as records
+//	ping.go          Ping for readiness checks: a broker answers (Kafka); always (File)
 package sources

@@ -335,6 +335,8 @@ type Kafka struct {
 	// failing holds, per partition (topic "" for the group), when its
 	// current run of fetch errors began. Only Poll touches it.
 	failing map[schemas.TopicPartition]*failure
+
+	lag lagTracker // high watermarks, positions and commits, for Lag
 }
 
 // failure is one partition's current run of fetch errors.
@@ -557,6 +559,7 @@ func (k *Kafka) Poll(ctx context.Context) ([]schemas.Record, error) {
 			return nil, io.EOF
 		}
 		fetches := k.cl.PollRecords(ctx, k.cfg.MaxPollRecords)
+		k.lag.fetched(fetches)
 		recs := k.records(fetches)
 		k.mu.Lock()
 		fatal = k.fatal
@@ -748,6 +751,9 @@ func (k *Kafka) Commit(ctx context.Context, offsets schemas.Offsets) error {
 			}
 		}
 	})
+	if cerr == nil {
+		k.lag.committed(commit)
+	}
 	return cerr
 }
 

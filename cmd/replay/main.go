@@ -84,7 +84,8 @@ Start with 'replay demo' to see the whole flow on this machine.`,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	root.AddCommand(newRunCommand(stderr), newCompareCommand(stdout, stderr), newDemoCommand(stdout, stderr), newVersionCommand(stdout))
+	root.AddCommand(newRunCommand(stderr), newCompareCommand(stdout, stderr), newDemoCommand(stdout, stderr), newCtlCommand(stdout),
+		newVersionCommand(stdout))
 	return root
 }
 
