@@ -44,21 +44,17 @@ type image struct {
 	buildEnv, buildArgs []string
 }
 
-var (
-	dockerfileOnce sync.Once
-	dockerfileImg  image
-	dockerfileErr  error
-)
+// dockerfile parses deploy/Dockerfile with BuildKit's own parser, linter
+// and instruction types, once.
+var dockerfile = sync.OnceValues(readDockerfile)
 
-// parseDockerfile parses deploy/Dockerfile with BuildKit's own parser,
-// linter and instruction types, once.
 func parseDockerfile(t *testing.T) image {
 	t.Helper()
-	dockerfileOnce.Do(func() { dockerfileImg, dockerfileErr = readDockerfile() })
-	if dockerfileErr != nil {
-		t.Fatal(dockerfileErr)
+	img, err := dockerfile()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return dockerfileImg
+	return img
 }
 
 func readDockerfile() (image, error) {
@@ -144,12 +140,8 @@ func flagValue(args []string, name string) (string, bool) {
 	return "", false
 }
 
-var (
-	binaryOnce sync.Once
-	binaryPath string
-	binaryErr  error
-	binaryDir  string
-)
+// binaryDir holds the binary the tests build; TestMain removes it.
+var binaryDir string
 
 func TestMain(m *testing.M) {
 	code := m.Run()
@@ -159,35 +151,40 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// replayBinary builds ./cmd/replay exactly as the Dockerfile's build stage
-// does (same variables, same flags, VERSION=testVersion), once, and returns
-// its path.
+// buildBinary builds ./cmd/replay exactly as the Dockerfile's build stage
+// does (same variables, same flags, VERSION=testVersion), once.
+var buildBinary = sync.OnceValues(func() (string, error) {
+	img, err := dockerfile()
+	if err != nil {
+		return "", err
+	}
+	if binaryDir, err = os.MkdirTemp("", "replay-deploy-test-"); err != nil {
+		return "", err
+	}
+	bin := filepath.Join(binaryDir, "replay")
+	args := slices.Clone(img.buildArgs)
+	for i, a := range args {
+		if a == "-o" && i+1 < len(args) {
+			args[i+1] = bin
+		}
+	}
+	cmd := exec.Command("go", append([]string{"build"}, args...)...)
+	cmd.Dir = repoRoot
+	cmd.Env = append(os.Environ(), img.buildEnv...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s (as in the Dockerfile): %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return bin, nil
+})
+
+// replayBinary returns the binary built as the Dockerfile builds it.
 func replayBinary(t *testing.T) string {
 	t.Helper()
-	img := parseDockerfile(t)
-	binaryOnce.Do(func() {
-		binaryDir, binaryErr = os.MkdirTemp("", "replay-deploy-test-")
-		if binaryErr != nil {
-			return
-		}
-		binaryPath = filepath.Join(binaryDir, "replay")
-		args := slices.Clone(img.buildArgs)
-		for i, a := range args {
-			if a == "-o" && i+1 < len(args) {
-				args[i+1] = binaryPath
-			}
-		}
-		cmd := exec.Command("go", append([]string{"build"}, args...)...)
-		cmd.Dir = repoRoot
-		cmd.Env = append(os.Environ(), img.buildEnv...)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binaryErr = fmt.Errorf("go build %s (as in the Dockerfile): %v\n%s", strings.Join(args, " "), err, out)
-		}
-	})
-	if binaryErr != nil {
-		t.Fatal(binaryErr)
+	bin, err := buildBinary()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return binaryPath
+	return bin
 }
 
 func TestDockerfileStages(t *testing.T) {
