@@ -60,6 +60,17 @@ func (a *arrivals) since(n int) []time.Time {
 	return append([]time.Time(nil), a.times[min(n, len(a.times)):]...)
 }
 
+// drain discards the arrival signals already sent.
+func (a *arrivals) drain() {
+	for {
+		select {
+		case <-a.arrived:
+		default:
+			return
+		}
+	}
+}
+
 // await waits until n requests have arrived in all, at most d.
 func (a *arrivals) await(t *testing.T, n int, d time.Duration) {
 	t.Helper()
@@ -282,6 +293,7 @@ func TestControlChangesARunningPipelineAtTheTarget(t *testing.T) {
 		if got := r.target.count() - before; got > 0 {
 			t.Fatalf("the target got %d requests after the pause", got)
 		}
+		r.target.drain() // signals of requests before the pause
 		window := time.NewTimer(500 * time.Millisecond)
 		defer window.Stop()
 		select {
