@@ -56,7 +56,20 @@
 //     and S3. It builds on arrow-go/v18, which replay uses for its rows.
 //   - modernc.org/sqlite: a pure Go SQLite, so the embedded default (a SQL
 //     catalog in ./replay-data/catalog.db) needs neither cgo nor a server.
-//     It runs in WAL mode with a busy timeout. Another database needs its
+//     It runs in WAL mode with a busy timeout.
+//   - github.com/jackc/pgx/v5 (its database/sql driver, stdlib, registered
+//     as "pgx"): the PostgreSQL catalog replicas share. A postgres:// or
+//     postgresql:// catalog.uri selects it and iceberg-go's postgres
+//     dialect (bun's pgdialect) by itself. Chosen over lib/pq, which is in
+//     maintenance mode: pgx is actively developed, pure Go, parses both URL
+//     and key=value DSNs and reads the libpq environment (PGPASSWORD,
+//     PGSSLMODE, ~/.pgpass) as operators expect. Another database needs its
 //     driver linked into the binary and catalog.properties sql.driver and
 //     sql.dialect set.
+//
+// S3 warehouses go through iceberg-go's gocloud FileIO; sink.s3 (S3Config)
+// becomes its s3.* properties, and empty fields leave the AWS SDK's
+// standard credential and region sources in charge. Messages about an
+// unreachable catalog or warehouse name the URI (password redacted) or the
+// S3 endpoint tried, and the fields to check.
 package sinks

@@ -168,7 +168,7 @@ func OpenIceberg(ctx context.Context, cfg IcebergConfig, logger *slog.Logger, op
 	}
 
 	start := time.Now()
-	cat, warehouse, err := loadCatalog(ctx, cfg.Catalog)
+	cat, warehouse, err := loadCatalog(ctx, cfg.Catalog, cfg.S3)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +187,7 @@ func OpenIceberg(ctx context.Context, cfg IcebergConfig, logger *slog.Logger, op
 	if err := s.open(ctx); err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
-	logger.Info("iceberg sink open", "catalog", cfg.Catalog.Type, "uri", cfg.Catalog.URI,
+	logger.Info("iceberg sink open", "catalog", cfg.Catalog.Type, "uri", RedactURI(cfg.Catalog.URI),
 		"warehouse", warehouse, "namespace", cfg.Namespace, "baseline", o.baseline, "duration", time.Since(start))
 
 	return s, nil
@@ -241,7 +241,7 @@ func (s *Iceberg) ensureTable(ctx context.Context, ident table.Identifier) (*tab
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load or create table %s: %w; check %scatalog and %snamespace", full, err, configPath, configPath)
+		return nil, fmt.Errorf("load or create table %s in %s: %w; check %scatalog and %snamespace, or the %s", full, s.describeCatalog(), err, configPath, configPath, describeStorage(s.cfg))
 	}
 	if tbl, err = s.addColumns(ctx, s.cat, tbl, ident, schemas.IcebergSchema(name)); err != nil {
 		return nil, err
