@@ -851,4 +851,3 @@ func validToken(s string) bool {
 func sortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
 }
-
