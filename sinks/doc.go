@@ -31,8 +31,18 @@
 // table, re-read its offsets, drop buffered rows another writer (a replica
 // that took the partition over, or an earlier attempt whose outcome was
 // unknown) already committed, and append the rest requiring that the main
-// branch has not moved since the read. Rows whose commit gave up stay
-// buffered for the next flush.
+// branch has not moved since the read. The data files are written once per
+// flush and committed again as they are by a retry. Rows whose commit gave
+// up stay buffered for the next flush.
+//
+// Zombies are fenced through the same optimistic concurrency: Resume claims
+// the partitions it is given in every table (an empty snapshot recording
+// replay.owner.<topic>.<partition> = this process's replay.writer, committed
+// only if the table did not move since the offsets were read), and a commit
+// that finds another writer's claim on a partition drops its rows and leaves
+// its offset out. A replica paused past its session timeout whose
+// partitions moved on therefore writes nothing for them when it wakes up,
+// whether it flushes on its timer or when its client learns they were lost.
 //
 // Limits: the offsets live in snapshot summaries, so expiring snapshots must
 // keep, per partition and group, the newest snapshot that records it (every
