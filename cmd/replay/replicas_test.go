@@ -243,4 +243,3 @@ func TestZombieReplicaIsFenced(t *testing.T) {
 	t.Logf("zombie test: writers %s (paused) and %s; %d target requests; %d partition commits checked for ownership",
 		zombieWriter, ownerWriter, tgt.count(), commits)
 }
-
