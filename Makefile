@@ -5,6 +5,7 @@
 #   make lint    gofmt, go vet, staticcheck
 #   make fuzz    fuzz the envelope decoder for FUZZTIME
 #   make bench   Go benchmarks (memory under a slow target, ...)
+#   make bench-scaling  commit contention with 1..16 replica processes on a PostgreSQL catalog
 
 GO          ?= go
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -12,7 +13,7 @@ LDFLAGS     := -s -w -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 30s
 
-.PHONY: all build test demo lint fuzz bench clean
+.PHONY: all build test demo lint fuzz bench bench-scaling clean
 
 all: build
 
@@ -37,6 +38,12 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./schemas ./normalize
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 5x ./compare
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 5000x ./pipeline
+
+# Replica processes of one group on a shared PostgreSQL catalog: table
+# commits/s, conflict retries per commit, p99 commit latency. Not in make test.
+REPLICAS ?= 1,2,4,8,16
+bench-scaling: build
+	$(GO) run ./cmd/replay-scaling -bin bin/replay -replicas $(REPLICAS)
 
 clean:
 	rm -rf bin replay-data

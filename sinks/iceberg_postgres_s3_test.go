@@ -133,3 +133,24 @@ func TestUnreachablePostgresAndS3NameWhatWasTried(t *testing.T) {
 		}
 	}
 }
+
+// TestUnreachableRESTCatalogNamesURI: a REST catalog is selected by
+// configuration alone; one that does not answer is reported with its URL
+// and the field.
+func TestUnreachableRESTCatalogNamesURI(t *testing.T) {
+	cfg := DefaultIcebergConfig()
+	cfg.Group = testGroup
+	cfg.Catalog = CatalogConfig{Type: "rest", Name: "lake", URI: "http://127.0.0.1:1/catalog", Warehouse: "analytics"}
+	if errs := cfg.Validate(); len(errs) > 0 {
+		t.Fatalf("Validate() = %v", errs)
+	}
+	_, err := OpenIceberg(t.Context(), cfg, nil)
+	if err == nil {
+		t.Fatal("OpenIceberg succeeded with no REST catalog on port 1")
+	}
+	for _, want := range []string{`rest catalog at "http://127.0.0.1:1/catalog"`, "sink.catalog.uri"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+}

@@ -487,6 +487,8 @@ type commitStats struct {
 	fenced map[schemas.TopicPartition]string // partition -> the owner's writer ID
 	// duration is the time the table's commit took, retries included.
 	duration time.Duration
+	// conflicts are the attempts lost to a concurrent commit.
+	conflicts int
 }
 
 // Flush commits what was added since the last successful flush: one
@@ -563,7 +565,7 @@ func (s *Iceberg) Flush(ctx context.Context) (schemas.Offsets, error) {
 			return nil, err
 		}
 		attrs = append(attrs, slog.Group(tb.name, "rows", st.rows, "duplicates", st.duplicates+tb.skipped,
-			"attempts", st.attempts, "snapshot_id", st.snapshotID, "duration", st.duration))
+			"attempts", st.attempts, "conflicts", st.conflicts, "snapshot_id", st.snapshotID, "duration", st.duration))
 		if tb.skipped > 0 {
 			skipped = append(skipped, tb.name, tb.skipped)
 		}
@@ -620,10 +622,12 @@ func (s *Iceberg) commitTable(ctx context.Context, cat catalog.Catalog, tb *tabl
 		start = time.Now()
 	)
 	defer func() { st.duration = time.Since(start) }()
+	var conflicts int
 	for n := 1; ; n++ {
 		st.attempts = n
 		failed, err := s.commitOnce(ctx, cat, tb, offsets, prev, &st)
 		if err == nil {
+			st.conflicts = conflicts
 			st.duration = time.Since(start)
 			return st, nil
 		}
@@ -634,14 +638,23 @@ func (s *Iceberg) commitTable(ctx context.Context, cat catalog.Catalog, tb *tabl
 
 			return st, fmt.Errorf("commit to table %s stopped after %d attempts: %w; last error: %w", tb.full, n, cause, err)
 		}
-		if n >= retry.Attempts {
-			return st, fmt.Errorf("commit to table %s gave up after %d attempts; last error: %w; check the catalog, or raise %scommit_retry", tb.full, n, err, configPath)
+		conflict := isConflict(err)
+		if conflict {
+			conflicts++
+		}
+		if n-conflicts >= retry.Attempts || conflicts >= maxConflicts(retry) {
+			return st, fmt.Errorf("commit to table %s gave up after %d attempts (%d lost to concurrent commits); last error: %w; check the catalog, or raise %scommit_retry",
+				tb.full, n, conflicts, err, configPath)
 		}
 		if failed != nil {
 			prev = failed
 		}
-		wait := backoff(retry, n)
-		s.logger.Warn("commit failed; retrying", "table", tb.full, "attempt", n, "backoff", wait, "err", err)
+		wait := retryWait(retry, n, conflict, conflicts)
+		if conflict {
+			s.logger.Debug("commit lost to a concurrent commit; retrying", "table", tb.full, "attempt", n, "backoff", wait, "err", err)
+		} else {
+			s.logger.Warn("commit failed; retrying", "table", tb.full, "attempt", n, "backoff", wait, "err", err)
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -651,6 +664,41 @@ func (s *Iceberg) commitTable(ctx context.Context, cat catalog.Catalog, tb *tabl
 		case <-t.C:
 		}
 	}
+}
+
+// isConflict reports whether a commit failed because another commit landed
+// on the table since it was read (the branch requirement failed, or the
+// catalog's compare-and-swap did), rather than for a reason of its own.
+// iceberg-go's catalogs wrap table.ErrCommitFailed for the swap; the SQL
+// catalog reports the requirement check ("…has changed…") as a plain error.
+func isConflict(err error) bool {
+	return errors.Is(err, table.ErrCommitFailed) || strings.Contains(err.Error(), "has changed: expected")
+}
+
+// maxConflicts bounds the commits a flush may lose to concurrent ones: ten
+// times commit_retry.attempts. Every lost race is another writer's progress,
+// so they do not count against the attempts, but a bound keeps a writer that
+// never wins from retrying forever.
+func maxConflicts(cfg CommitRetryConfig) int { return 10 * cfg.Attempts }
+
+// retryWait is the wait before the next attempt. After a failure it is
+// backoff(n-conflicts). After a lost race it grows with the run of races
+// lost, with full jitter (from a quarter of MinBackoff up), so that writers
+// contending for one table spread out instead of colliding again in step.
+func retryWait(cfg CommitRetryConfig, n int, conflict bool, conflicts int) time.Duration {
+	if !conflict {
+		return backoff(cfg, max(1, n-conflicts))
+	}
+	d := cfg.MaxBackoff
+	if conflicts-1 < 32 {
+		d = min(cfg.MinBackoff<<(conflicts-1), cfg.MaxBackoff)
+	}
+	if d <= 0 {
+		d = cfg.MaxBackoff
+	}
+	lo := cfg.MinBackoff / 4
+
+	return lo + rand.N(max(d-lo, 0)+1)
 }
 
 // backoff returns the wait after the n-th failed attempt: MinBackoff·2^(n-1)
@@ -1193,6 +1241,7 @@ func (s *Iceberg) Resume(ctx context.Context, tps []schemas.TopicPartition) (sch
 // attempts made.
 func (s *Iceberg) claim(ctx context.Context, cat catalog.Catalog, tb *tableBuffer, want map[schemas.TopicPartition]struct{}) (schemas.Offsets, int, error) {
 	retry := s.cfg.CommitRetry
+	conflicts := 0
 	for n := 1; ; n++ {
 		offs, err := func() (schemas.Offsets, error) {
 			tbl, err := cat.LoadTable(ctx, tb.ident)
@@ -1222,10 +1271,15 @@ func (s *Iceberg) claim(ctx context.Context, cat catalog.Catalog, tb *tableBuffe
 		if err == nil {
 			return offs, n, nil
 		}
-		if ctx.Err() != nil || n >= retry.Attempts {
-			return nil, n, fmt.Errorf("claim %d partitions of table %s gave up after %d attempts: %w; check the catalog, or raise %scommit_retry", len(want), tb.full, n, err, configPath)
+		conflict := isConflict(err)
+		if conflict {
+			conflicts++
 		}
-		t := time.NewTimer(backoff(retry, n))
+		if ctx.Err() != nil || n-conflicts >= retry.Attempts || conflicts >= maxConflicts(retry) {
+			return nil, n, fmt.Errorf("claim %d partitions of table %s gave up after %d attempts (%d lost to concurrent commits): %w; check the catalog, or raise %scommit_retry",
+				len(want), tb.full, n, conflicts, err, configPath)
+		}
+		t := time.NewTimer(retryWait(retry, n, conflict, conflicts))
 		select {
 		case <-ctx.Done():
 			t.Stop()

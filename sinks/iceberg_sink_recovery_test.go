@@ -850,3 +850,38 @@ func TestCommitRetryReusesDataFiles(t *testing.T) {
 	}
 	assertExactlyOnce(t, s, results)
 }
+
+// TestLostRacesDoNotExhaustAttempts: commits lost to concurrent commits are
+// other writers' progress; they are retried beyond commit_retry.attempts
+// (which bounds failures of the commit's own), up to ten times as many.
+func TestLostRacesDoNotExhaustAttempts(t *testing.T) {
+	s, _ := openTestConfig(t, fastRetry(testConfig(t.TempDir()), 2))
+	fc := wrapCatalog(s)
+	fc.setFault(func(name string, call int) fault {
+		if name == schemas.TableProduction && call <= 4 {
+			return landOther
+		}
+		return passThrough
+	})
+	results, _ := makeResults(40, 0)
+	addAll(t, s, results)
+	flush(t, s)
+	if n := fc.callsTo(schemas.TableProduction); n != 5 {
+		t.Errorf("%d production commits, want 5: four lost races and the one that won", n)
+	}
+	assertExactlyOnce(t, s, results)
+
+	// A writer that never wins gives up at ten times the attempts.
+	fc.setFault(func(name string, _ int) fault {
+		if name == schemas.TableReplay {
+			return landOther
+		}
+		return passThrough
+	})
+	more, _ := makeResults(40, 20)
+	addAll(t, s, more)
+	_, err := s.Flush(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "gave up after 20 attempts (20 lost to concurrent commits)") {
+		t.Errorf("Flush error = %v, want it to give up after 20 lost races", err)
+	}
+}
