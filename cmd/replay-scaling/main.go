@@ -51,6 +51,7 @@ func main() {
 		rate       = flag.Int("rate", 100, "replays per second per replica (replay.rate)")
 		interval   = flag.Duration("flush-interval", 200*time.Millisecond, "sink.flush.interval")
 		rows       = flag.Int("flush-rows", 100, "sink.flush.rows")
+		attempts   = flag.Int("commit-attempts", 20, "sink.commit_retry.attempts (20 is the default)")
 		keep       = flag.Bool("keep", false, "keep the work directory (logs, configs, warehouse)")
 	)
 	flag.Parse()
@@ -61,7 +62,7 @@ func main() {
 	if _, err := os.Stat(*bin); err != nil {
 		fail(fmt.Errorf("replay binary %s: %w; run make build, or pass -bin", *bin, err))
 	}
-	b := bench{bin: *bin, duration: *duration, warmup: *warmup, partitions: *partitions, rate: *rate, interval: *interval, rows: *rows}
+	b := bench{bin: *bin, duration: *duration, warmup: *warmup, partitions: *partitions, rate: *rate, interval: *interval, rows: *rows, attempts: *attempts}
 	if err := b.run(ns, *keep); err != nil {
 		fail(err)
 	}
@@ -89,7 +90,7 @@ type bench struct {
 	duration, warmup   time.Duration
 	partitions, rate   int
 	interval           time.Duration
-	rows               int
+	rows, attempts     int
 	dir, broker, tgURL string
 	pg                 *testinfra.Postgres
 }
@@ -98,9 +99,11 @@ type bench struct {
 type result struct {
 	replicas                int
 	commits, attempts, rows int
-	failed                  int // commit attempts logged as failed and retried
-	gaveUp                  int // flushes that gave up
-	latencies               []time.Duration
+	failed                  int             // commit attempts logged as failed and retried
+	gaveUp                  int             // flushes that gave up
+	died                    int             // replicas that exited before the end of the window
+	latencies               []time.Duration // one table's commit
+	flushes                 []time.Duration // a whole flush: every table
 	window                  time.Duration
 }
 
@@ -153,10 +156,10 @@ func (b *bench) run(ns []int, keep bool) error {
 	}
 
 	host, _ := os.Hostname()
-	fmt.Printf("replay-scaling: %d partitions, %d replays/s per replica, flush every %s or %d rows, PostgreSQL catalog, local warehouse; %s windows after %s warm-up; %d CPUs, host %s\n\n",
-		b.partitions, b.rate, b.interval, b.rows, b.duration, b.warmup, numCPU(), host)
-	fmt.Println("| replicas | table commits/s | conflict retries per commit | p50 commit | p99 commit | rows/s | flushes that gave up |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Printf("replay-scaling: %s; %d partitions, %d replays/s per replica, flush every %s or %d rows, %d commit attempts, PostgreSQL catalog, local warehouse; %s windows after %s warm-up; %d CPUs, host %s\n\n",
+		b.bin, b.partitions, b.rate, b.interval, b.rows, b.attempts, b.duration, b.warmup, numCPU(), host)
+	fmt.Println("| replicas | table commits/s | retries per commit | p50 commit | p99 commit | p99 flush (4 tables) | rows/s | flushes that gave up | replicas that died |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, n := range ns {
 		r, err := b.measure(ctx, n)
 		if err != nil {
@@ -182,13 +185,13 @@ func (r result) row() string {
 	if r.commits > 0 {
 		retries = float64(r.attempts-r.commits) / float64(r.commits)
 	}
-	return fmt.Sprintf("| %d | %.1f | %.2f | %s | %s | %.0f | %d |", r.replicas, float64(r.commits)/secs, retries,
-		percentile(r.latencies, 0.50), percentile(r.latencies, 0.99), float64(r.rows)/secs, r.gaveUp)
+	return fmt.Sprintf("| %d | %.1f | %.2f | %s | %s | %s | %.0f | %d | %d |", r.replicas, float64(r.commits)/secs, retries,
+		percentile(r.latencies, 0.50), percentile(r.latencies, 0.99), percentile(r.flushes, 0.99), float64(r.rows)/secs, r.gaveUp, r.died)
 }
 
 func percentile(d []time.Duration, p float64) string {
 	if len(d) == 0 {
-		return "-"
+		return "n/a"
 	}
 	s := slices.Clone(d)
 	slices.Sort(s)
@@ -258,21 +261,25 @@ sink:
     rows: %d
     interval: %s
   commit_retry:
-    attempts: 50
+    attempts: %d
 log:
   format: json
-`, n, b.broker, n, b.tgURL, b.rate, dsn, filepath.Join(dir, "warehouse"), b.rows, b.interval)
+`, n, b.broker, n, b.tgURL, b.rate, dsn, filepath.Join(dir, "warehouse"), b.rows, b.interval, b.attempts)
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o644); err != nil {
 		return result{}, err
 	}
 
 	// The first replica creates the tables; the others join once they exist.
-	procs := make([]*exec.Cmd, 0, n)
+	type proc struct {
+		cmd  *exec.Cmd
+		done chan struct{}
+	}
+	procs := make([]proc, 0, n)
 	logs := make([]string, 0, n)
 	defer func() {
 		for _, p := range procs {
-			_ = p.Process.Kill()
-			_, _ = p.Process.Wait()
+			_ = p.cmd.Process.Kill()
+			<-p.done
 		}
 	}()
 	start := func(i int) error {
@@ -288,7 +295,9 @@ log:
 			return err
 		}
 		f.Close()
-		procs = append(procs, cmd)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		procs = append(procs, proc{cmd, done})
 		logs = append(logs, logFile)
 		return nil
 	}
@@ -307,15 +316,20 @@ log:
 	from := time.Now()
 	time.Sleep(b.duration)
 	to := time.Now()
+	r := result{replicas: n, window: to.Sub(from)}
 	for _, p := range procs {
-		_ = p.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+			r.died++
+		default:
+			_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		}
 	}
 	for _, p := range procs {
-		_, _ = p.Process.Wait()
+		<-p.done
 	}
 	procs = nil
 
-	r := result{replicas: n, window: to.Sub(from)}
 	for _, l := range logs {
 		if err := r.read(l, from, to); err != nil {
 			return r, err
@@ -377,6 +391,10 @@ func (r *result) read(file string, from, to time.Time) error {
 		case strings.Contains(msg, "flush failed") || strings.Contains(string(sc.Bytes()), "gave up after"):
 			r.gaveUp++
 		case msg == "flushed":
+			var d int64
+			if json.Unmarshal(line["duration"], &d) == nil {
+				r.flushes = append(r.flushes, time.Duration(d))
+			}
 			for _, name := range schemas.TableNames() {
 				var tc tableCommit
 				if raw, ok := line[name]; !ok || json.Unmarshal(raw, &tc) != nil || tc.SnapshotID == 0 {
@@ -385,7 +403,9 @@ func (r *result) read(file string, from, to time.Time) error {
 				r.commits++
 				r.attempts += tc.Attempts
 				r.rows += int(tc.Rows)
-				r.latencies = append(r.latencies, time.Duration(tc.Duration))
+				if tc.Duration > 0 { // logged since the per-table durations were added
+					r.latencies = append(r.latencies, time.Duration(tc.Duration))
+				}
 			}
 		}
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/replaykit/replay/internal/testinfra"
 	"github.com/replaykit/replay/schemas"
+	"github.com/replaykit/replay/sinks"
 )
 
 // writeReplicaConfig writes the config of a consumer-group member on a
@@ -40,24 +41,34 @@ func assertOwnedCommits(t *testing.T, ctx context.Context, cfgFile, group string
 	defer s.Close()
 	checked := 0
 	for _, name := range schemas.TableNames() {
-		hist, err := s.History(ctx, name, group)
-		if err != nil {
-			t.Fatal(err)
-		}
 		owner := map[schemas.TopicPartition]string{}
-		for _, c := range hist {
+		for _, c := range history(t, ctx, s, name, group) {
 			for tp := range c.Offsets {
 				if owner[tp] != c.Writer {
 					t.Errorf("%s: snapshot %d by writer %s records %s/%d, claimed by %q", name, c.SnapshotID, c.Writer, tp.Topic, tp.Partition, owner[tp])
 				}
 				checked++
 			}
-			for _, tp := range c.Owners {
-				owner[tp] = c.Writer
-			}
+			claim(owner, c)
 		}
 	}
 	return checked
+}
+
+func history(t *testing.T, ctx context.Context, s *sinks.Iceberg, table, group string) []sinks.Commit {
+	t.Helper()
+	hist, err := s.History(ctx, table, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hist
+}
+
+// claim applies the claims of commit c to owner.
+func claim(owner map[schemas.TopicPartition]string, c sinks.Commit) {
+	for _, tp := range c.Owners {
+		owner[tp] = c.Writer
+	}
 }
 
 // TestReplicasCrashRestartExactlyOnce runs three replica processes of one
@@ -152,15 +163,9 @@ func waitOwner(t *testing.T, ctx context.Context, cfgFile, group, writer string,
 	for {
 		owned := partitions * len(schemas.TableNames())
 		for _, name := range schemas.TableNames() {
-			hist, err := s.History(ctx, name, group)
-			if err != nil {
-				t.Fatal(err)
-			}
 			owner := map[schemas.TopicPartition]string{}
-			for _, c := range hist {
-				for _, tp := range c.Owners {
-					owner[tp] = c.Writer
-				}
+			for _, c := range history(t, ctx, s, name, group) {
+				claim(owner, c)
 			}
 			for _, w := range owner {
 				if w == writer {
