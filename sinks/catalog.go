@@ -26,6 +26,7 @@ import (
 	_ "github.com/apache/iceberg-go/catalog/rest"
 	// s3:// (and s3a, s3n, oss) warehouses.
 	_ "github.com/apache/iceberg-go/io/gocloud/s3"
+	"github.com/jackc/pgx/v5/pgconn"
 	// PostgreSQL for a shared SQL catalog; registers driver "pgx".
 	_ "github.com/jackc/pgx/v5/stdlib"
 	// Pure Go SQLite for the embedded default catalog; registers driver "sqlite".
@@ -436,6 +437,17 @@ func loadCatalog(ctx context.Context, cfg CatalogConfig, s3 S3Config) (catalog.C
 	}
 
 	cat, err := catalog.Load(ctx, cfg.Name, props)
+	// Replicas starting together on an empty PostgreSQL database race to
+	// create the catalog's own tables; CREATE TABLE IF NOT EXISTS is not
+	// atomic there, and the losers get a unique violation. The tables
+	// exist by then: load again.
+	for try := 1; err != nil && isCreateRace(err) && try < 5; try++ {
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(try) * 50 * time.Millisecond):
+		}
+		cat, err = catalog.Load(ctx, cfg.Name, props)
+	}
 	if err != nil {
 		field := "catalog.uri"
 		if cfg.URI == "" {
@@ -446,6 +458,13 @@ func loadCatalog(ctx context.Context, cfg CatalogConfig, s3 S3Config) (catalog.C
 	}
 
 	return cat, warehouse, nil
+}
+
+// isCreateRace reports whether err is PostgreSQL refusing a concurrent
+// CREATE … IF NOT EXISTS: unique_violation (on pg_type) or duplicate_table.
+func isCreateRace(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "42P07")
 }
 
 // sqliteDSN turns a catalog file path into a modernc.org/sqlite DSN with WAL
@@ -480,7 +499,7 @@ func ensureNamespace(ctx context.Context, cat catalog.Catalog, ns table.Identifi
 		return nil
 	}
 	err = cat.CreateNamespace(ctx, ns, nil)
-	if errors.Is(err, catalog.ErrNamespaceAlreadyExists) { // created concurrently
+	if errors.Is(err, catalog.ErrNamespaceAlreadyExists) || isCreateRace(err) { // created concurrently
 		return nil
 	}
 

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/replaykit/replay/internal/testinfra"
@@ -151,6 +152,38 @@ func TestUnreachableRESTCatalogNamesURI(t *testing.T) {
 	for _, want := range []string{`rest catalog at "http://127.0.0.1:1/catalog"`, "sink.catalog.uri"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+}
+
+// TestReplicasOpenAFreshPostgresCatalogTogether: replicas starting at the
+// same moment on an empty database all open the catalog, the namespace
+// and the tables, though they race to create them.
+func TestReplicasOpenAFreshPostgresCatalogTogether(t *testing.T) {
+	cfg := DefaultIcebergConfig()
+	cfg.Group = testGroup
+	cfg.Catalog.URI = testinfra.PostgresDatabaseT(t)
+	cfg.Catalog.Warehouse = filepath.Join(t.TempDir(), "warehouse")
+	const replicas = 6
+	errs := make([]error, replicas)
+	sinks := make([]*Iceberg, replicas)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range replicas {
+		wg.Go(func() {
+			<-start
+			sinks[i], errs[i] = OpenIceberg(t.Context(), cfg, nil)
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("replica %d: %v", i, err)
+			continue
+		}
+		if err := sinks[i].Close(); err != nil {
+			t.Error(err)
 		}
 	}
 }

@@ -254,7 +254,7 @@ func (s *Iceberg) ensureTable(ctx context.Context, ident table.Identifier) (*tab
 			catalog.WithSortOrder(schemas.SortOrder(name)),
 			catalog.WithProperties(iceberg.Properties{table.ParquetCompressionKey: s.cfg.Compression}),
 		)
-		if errors.Is(err, catalog.ErrTableAlreadyExists) { // created concurrently
+		if errors.Is(err, catalog.ErrTableAlreadyExists) || isCreateRace(err) { // created concurrently
 			tbl, err = s.cat.LoadTable(ctx, ident)
 		} else if err == nil {
 			s.logger.Info("created table", "table", full, "location", tbl.Location())

@@ -1,3 +1,5 @@
+//go:build integration
+
 package main
 
 import (
@@ -77,7 +79,7 @@ func claim(owner map[schemas.TopicPartition]string, c sinks.Commit) {
 // exactly once, and every commit was made by its partition's owner.
 func TestReplicasCrashRestartExactlyOnce(t *testing.T) {
 	const (
-		records  = 30_000
+		records  = 20_000
 		garbage  = 23
 		replicas = 3
 		kills    = 6
@@ -190,7 +192,7 @@ func waitOwner(t *testing.T, ctx context.Context, cfgFile, group, writer string,
 // not commit rows for the partitions it lost: its flush is fenced. Every
 // table then holds every record exactly once.
 func TestZombieReplicaIsFenced(t *testing.T) {
-	const records, partitions = 20_000, 6
+	const records, partitions = 12_000, 6
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	bin := replayBinary(t)

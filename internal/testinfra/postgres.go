@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,6 +31,8 @@ type Postgres struct {
 
 	dir, bin string
 	asUser   *user.User // the postgres account when running as root; nil otherwise
+	cmd      *exec.Cmd  // the postmaster
+	done     chan struct{}
 }
 
 // PostgresBinDir returns the directory of Debian's PostgreSQL server
@@ -54,8 +57,9 @@ func versionOf(initdb string) int {
 
 // StartPostgres initializes a data directory and starts PostgreSQL on a
 // free port, waiting until it accepts connections. PostgreSQL refuses to
-// run as root, so as root the server runs as the postgres account (Debian's
-// package creates it) through runuser, in a directory that account owns.
+// run as root, so as root initdb runs as the postgres account (Debian's
+// package creates it) through runuser, and the server as a child process
+// with that account's credentials, in a directory it owns.
 func StartPostgres(ctx context.Context) (*Postgres, error) {
 	bin, err := PostgresBinDir()
 	if err != nil {
@@ -97,16 +101,70 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 		if err != nil {
 			return nil, errors.Join(err, p.cleanup())
 		}
-		opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400", port, sock)
-		out, err := p.run(ctx, "pg_ctl", "-D", data, "-o", opts, "-l", filepath.Join(dir, "postgres.log"), "-w", "-t", "60", "start")
-		if err == nil {
-			p.Port = port
-			return p, nil
+		if err := p.startServer(ctx, data, sock, port); err != nil {
+			lastErr = err
+			continue
 		}
-		log, _ := os.ReadFile(filepath.Join(dir, "postgres.log"))
-		lastErr = fmt.Errorf("pg_ctl start on port %d: %w\n%s\n%s", port, err, out, log)
+		p.Port = port
+		return p, nil
 	}
 	return nil, errors.Join(lastErr, p.cleanup())
+}
+
+// startServer runs the postmaster as a child process (as the postgres
+// account when root) that the kernel stops with SIGQUIT, PostgreSQL's
+// immediate shutdown, if this process dies first: a test binary killed by
+// its timeout leaves no server behind. It returns once the server answers.
+func (p *Postgres) startServer(ctx context.Context, data, sock string, port int) error {
+	logFile := filepath.Join(p.dir, "postgres.log")
+	f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	cmd := exec.Command(filepath.Join(p.bin, "postgres"), "-D", data, "-p", strconv.Itoa(port), "-k", sock,
+		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+		"-c", "full_page_writes=off", "-c", "max_connections=400")
+	cmd.Dir = p.dir
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGQUIT}
+	if p.asUser != nil {
+		uid, _ := strconv.Atoi(p.asUser.Uid)
+		gid, _ := strconv.Atoi(p.asUser.Gid)
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start postgres: %w", err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	p.cmd, p.done = cmd, done
+
+	db, err := sql.Open("pgx", fmt.Sprintf("postgres://replay@127.0.0.1:%d/postgres?sslmode=disable&connect_timeout=5", port))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := db.PingContext(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-done:
+			log, _ := os.ReadFile(logFile)
+			return fmt.Errorf("postgres on port %d exited: %w\n%s", port, err, log)
+		case <-ctx.Done():
+			_ = cmd.Process.Kill()
+			<-done
+			return fmt.Errorf("postgres on port %d never answered: %w", port, err)
+		case <-tick.C:
+		}
+	}
 }
 
 // DSN returns a URL for database db (created with CreateDatabase, or
@@ -128,16 +186,17 @@ func (p *Postgres) CreateDatabase(ctx context.Context, name string) (string, err
 	return p.DSN(name), nil
 }
 
-// Stop stops the server at once and removes its data directory.
+// Stop stops the server at once (SIGQUIT: immediate shutdown) and removes
+// its data directory.
 func (p *Postgres) Stop() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var errs []error
-	if out, err := p.run(ctx, "pg_ctl", "-D", filepath.Join(p.dir, "data"), "-m", "immediate", "-w", "stop"); err != nil {
-		errs = append(errs, fmt.Errorf("pg_ctl stop: %w\n%s", err, out))
+	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
 	}
-	errs = append(errs, p.cleanup())
-	return errors.Join(errs...)
+	return p.cleanup()
 }
 
 func (p *Postgres) cleanup() error { return os.RemoveAll(p.dir) }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -88,6 +89,9 @@ func StartS3(ctx context.Context, logFile string, buckets ...string) (*S3, error
 		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		cmd := exec.Command(bin, "--access", s.AccessKey, "--secret", s.SecretKey, "--region", s.Region,
 			"--port", addr, "--quiet", "posix", root)
+		// Killed with this process: a test binary stopped by its timeout
+		// leaves no server behind.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 		if logFile != "" {
 			f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 			if err != nil {
