@@ -461,10 +461,11 @@ func loadCatalog(ctx context.Context, cfg CatalogConfig, s3 S3Config) (catalog.C
 }
 
 // isCreateRace reports whether err is PostgreSQL refusing a concurrent
-// CREATE … IF NOT EXISTS: unique_violation (on pg_type) or duplicate_table.
+// CREATE … IF NOT EXISTS: unique_violation (on pg_type), duplicate_table
+// or duplicate_object (the table's row type).
 func isCreateRace(err error) bool {
 	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "42P07")
+	return errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "42P07" || pgErr.Code == "42710")
 }
 
 // sqliteDSN turns a catalog file path into a modernc.org/sqlite DSN with WAL
