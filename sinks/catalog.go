@@ -189,8 +189,11 @@ type FlushConfig struct {
 // MaxBackoff, with jitter, so the time one table's commit may take is
 // bounded by roughly Attempts × MaxBackoff plus the commits themselves.
 type CommitRetryConfig struct {
-	// Attempts is the number of commits tried per table and flush before
-	// the flush fails, counting the first.
+	// Attempts bounds the commits tried per table and flush that fail for
+	// a reason of their own (the catalog or the storage erred) before the
+	// flush fails, counting the first. A commit lost to a concurrent one
+	// (another replica's commit landed first) does not count; ten times
+	// Attempts of those end the flush too.
 	Attempts int `yaml:"attempts"`
 	// MinBackoff is the wait before the second attempt.
 	MinBackoff time.Duration `yaml:"min_backoff"`

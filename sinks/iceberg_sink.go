@@ -621,7 +621,6 @@ func (s *Iceberg) commitTable(ctx context.Context, cat catalog.Catalog, tb *tabl
 		prev  *attempt
 		start = time.Now()
 	)
-	defer func() { st.duration = time.Since(start) }()
 	var conflicts int
 	for n := 1; ; n++ {
 		st.attempts = n
