@@ -2,9 +2,11 @@
 #
 #   make demo    run the whole flow locally (in-process broker, local warehouse)
 #   make test    the test suite, with the race detector
+#   make test-integration  replica processes on a PostgreSQL catalog: SIGKILLs, a SIGSTOPped zombie
 #   make lint    gofmt, go vet, staticcheck
 #   make fuzz    fuzz the envelope decoder for FUZZTIME
 #   make bench   Go benchmarks (memory under a slow target, ...)
+#   make bench-scaling  commit contention with 1..16 replica processes on a PostgreSQL catalog
 
 GO          ?= go
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -12,7 +14,7 @@ LDFLAGS     := -s -w -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 30s
 
-.PHONY: all build test demo lint fuzz bench clean
+.PHONY: all build test test-integration demo lint fuzz bench bench-scaling clean
 
 all: build
 
@@ -22,13 +24,18 @@ build:
 test:
 	$(GO) test -race -count=1 -timeout 15m ./...
 
+# Tests that run several replica processes against a throwaway PostgreSQL
+# (build tag integration); .ci/run runs them after make test.
+test-integration:
+	$(GO) test -race -count=1 -timeout 15m -tags integration -run 'TestReplicas|TestZombieReplica' ./cmd/replay
+
 demo: build
 	./bin/replay demo
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	$(GO) vet ./...
-	$(GO) run $(STATICCHECK) ./...
+	$(GO) vet -tags integration ./...
+	$(GO) run $(STATICCHECK) -tags integration ./...
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./schemas
@@ -37,6 +44,12 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./schemas ./normalize
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 5x ./compare
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 5000x ./pipeline
+
+# Replica processes of one group on a shared PostgreSQL catalog: table
+# commits/s, conflict retries per commit, p99 commit latency. Not in make test.
+REPLICAS ?= 1,2,4,8,16
+bench-scaling: build
+	$(GO) run ./cmd/replay-scaling -bin bin/replay -replicas $(REPLICAS)
 
 clean:
 	rm -rf bin replay-data

@@ -212,6 +212,12 @@ func (c *Config) Marshal() ([]byte, error) {
 	if shown.Admin.Token != "" {
 		shown.Admin.Token = "REDACTED"
 	}
+	shown.Sink.Catalog.URI = sinks.RedactURI(c.Sink.Catalog.URI)
+	for _, secret := range []*string{&shown.Sink.S3.SecretAccessKey, &shown.Sink.S3.SessionToken} {
+		if *secret != "" && !strings.HasPrefix(*secret, "${") {
+			*secret = "REDACTED"
+		}
+	}
 	if len(c.Sink.Catalog.Properties) > 0 {
 		shown.Sink.Catalog.Properties = map[string]string{}
 		for k, v := range c.Sink.Catalog.Properties {

@@ -7,12 +7,13 @@ import (
 	"math"
 	"net/http"
 	"net/url"
-	"os"
 	"regexp"
 	"regexp/syntax"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/replaykit/replay/internal/envexpand"
 )
 
 // Config is everything the runtime needs, read from YAML (RunID and Flush
@@ -588,7 +589,7 @@ func (c Config) compile() (*compiled, []error) {
 					fail(f, "the Host header is set by replay.host, not by a rewrite rule")
 					continue
 				}
-				v, missing := expandEnv(r.Header.Set[k])
+				v, missing := envexpand.Expand(r.Header.Set[k])
 				switch {
 				case len(missing) > 0:
 					fail(f, "environment variable %s is not set; export it, or remove ${%s} from the value", strings.Join(missing, ", "), missing[0])
@@ -849,55 +850,4 @@ func validToken(s string) bool {
 
 func sortedKeys[V any](m map[string]V) []string {
 	return slices.Sorted(maps.Keys(m))
-}
-
-// expandEnv replaces every ${NAME} in s by the environment variable NAME,
-// and returns the names of the variables that are not set (s is then
-// unusable). NAME is a shell identifier; anything else after "$", including
-// "${" without a closing "}", is kept as it is.
-func expandEnv(s string) (string, []string) {
-	if !strings.Contains(s, "${") {
-		return s, nil
-	}
-	var b strings.Builder
-	var missing []string
-	for {
-		i := strings.Index(s, "${")
-		if i < 0 {
-			b.WriteString(s)
-			break
-		}
-		end := strings.IndexByte(s[i+2:], '}')
-		if end < 0 || !envName(s[i+2:i+2+end]) {
-			b.WriteString(s[:i+2])
-			s = s[i+2:]
-			continue
-		}
-		name := s[i+2 : i+2+end]
-		b.WriteString(s[:i])
-		if v, ok := os.LookupEnv(name); ok {
-			b.WriteString(v)
-		} else if !slices.Contains(missing, name) {
-			missing = append(missing, name)
-		}
-		s = s[i+2+end+1:]
-	}
-	return b.String(), missing
-}
-
-// envName reports whether s is a shell variable name.
-func envName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '_', c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
-		case c >= '0' && c <= '9' && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
 }

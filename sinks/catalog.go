@@ -9,12 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
 	sqlcat "github.com/apache/iceberg-go/catalog/sql"
+	icebergio "github.com/apache/iceberg-go/io"
 	"github.com/apache/iceberg-go/table"
 
 	// Catalog implementations register themselves with catalog.Load.
@@ -24,8 +26,13 @@ import (
 	_ "github.com/apache/iceberg-go/catalog/rest"
 	// s3:// (and s3a, s3n, oss) warehouses.
 	_ "github.com/apache/iceberg-go/io/gocloud/s3"
+	"github.com/jackc/pgx/v5/pgconn"
+	// PostgreSQL for a shared SQL catalog; registers driver "pgx".
+	_ "github.com/jackc/pgx/v5/stdlib"
 	// Pure Go SQLite for the embedded default catalog; registers driver "sqlite".
 	_ "modernc.org/sqlite"
+
+	"github.com/replaykit/replay/internal/envexpand"
 )
 
 // configPath is where IcebergConfig sits in replay's configuration file; it
@@ -59,6 +66,9 @@ type IcebergConfig struct {
 	// write.parquet.compression-codec: zstd, snappy, gzip, brotli, lz4,
 	// lz4raw or uncompressed. Changing it updates existing tables on open.
 	Compression string `yaml:"compression"`
+	// S3 says how to reach an s3:// warehouse (and the s3:// locations a
+	// REST catalog hands out): endpoint, region, credentials, addressing.
+	S3 S3Config `yaml:"s3"`
 	// CommitRetry bounds how the sink retries a table commit that failed:
 	// lost an optimistic-concurrency race with another writer, or failed in
 	// a way that leaves its outcome unknown.
@@ -74,9 +84,15 @@ type CatalogConfig struct {
 	Type string `yaml:"type"`
 	// Name is the catalog's name; the sql catalog stores it in every row.
 	Name string `yaml:"name"`
-	// URI is the catalog endpoint: a SQLite file path (or a DSN when
-	// catalog.properties sets sql.driver) for sql, the server URL for rest,
-	// thrift://host:port for hive. Not used by glue or hadoop.
+	// URI is the catalog endpoint. For sql: a SQLite file path (the
+	// embedded default), or a PostgreSQL URL
+	// (postgres://user@host:5432/db?sslmode=require), which selects the
+	// PostgreSQL driver and dialect by itself; any other database needs
+	// catalog.properties sql.driver and sql.dialect. For rest: the server
+	// URL. For hive: thrift://host:port. Not used by glue or hadoop.
+	// ${NAME} is replaced by the environment variable NAME (for a password:
+	// postgres://replay:${PGPASSWORD}@…; the PostgreSQL driver also reads
+	// PGPASSWORD, PGSSLMODE and the other libpq variables itself).
 	URI string `yaml:"uri"`
 	// Warehouse is the root of table data: a local path (made absolute and
 	// turned into a file:// URL, created if missing), file://… or s3://….
@@ -86,6 +102,77 @@ type CatalogConfig struct {
 	// s3.region, s3.path-style-access, s3.access-key-id, token, credential,
 	// sql.driver, sql.dialect, … See iceberg-go for the keys of each catalog.
 	Properties map[string]string `yaml:"properties"`
+}
+
+// S3Config says how the sink's FileIO reaches S3 or an S3-compatible server
+// (MinIO, versitygw, Ceph, R2, …). Every field may be left empty: the AWS
+// SDK then takes credentials and region from its standard sources
+// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION,
+// ~/.aws/config and credentials, an IAM role of the pod or instance).
+// Credential fields may name environment variables as ${NAME}, so they stay
+// out of the file. They become iceberg-go's s3.* catalog properties.
+type S3Config struct {
+	// Endpoint is the S3 API URL, http(s)://host[:port], of an
+	// S3-compatible server; empty = AWS S3 (s3.endpoint).
+	Endpoint string `yaml:"endpoint"`
+	// Region signs the requests (s3.region); empty = the SDK's default
+	// (AWS_REGION). S3-compatible servers usually want us-east-1.
+	Region string `yaml:"region"`
+	// AccessKeyID and SecretAccessKey are a static key pair, both or
+	// neither (s3.access-key-id, s3.secret-access-key).
+	AccessKeyID     string `yaml:"access_key_id"`
+	SecretAccessKey string `yaml:"secret_access_key"`
+	// SessionToken goes with temporary credentials (s3.session-token).
+	SessionToken string `yaml:"session_token"`
+	// PathStyle addresses objects as endpoint/bucket/key, which most
+	// S3-compatible servers need; false addresses them as
+	// bucket.endpoint/key (virtual-hosted, AWS's default).
+	PathStyle bool `yaml:"path_style"`
+}
+
+// s3Properties maps each S3Config field to its iceberg-go property.
+var s3Properties = []struct{ field, prop string }{
+	{"endpoint", icebergio.S3EndpointURL},
+	{"region", icebergio.S3Region},
+	{"access_key_id", icebergio.S3AccessKeyID},
+	{"secret_access_key", icebergio.S3SecretAccessKey},
+	{"session_token", icebergio.S3SessionToken},
+	{"path_style", icebergio.S3ForceVirtualAddressing},
+}
+
+// values returns the fields by name, after expanding ${NAME}, with the
+// environment variables that are not set. PathStyle is rendered as the
+// s3.force-virtual-addressing value it stands for.
+func (c S3Config) values() (map[string]string, map[string][]string) {
+	out := map[string]string{}
+	missing := map[string][]string{}
+	for field, v := range map[string]string{
+		"endpoint": c.Endpoint, "region": c.Region, "access_key_id": c.AccessKeyID,
+		"secret_access_key": c.SecretAccessKey, "session_token": c.SessionToken,
+	} {
+		x, m := envexpand.Expand(v)
+		out[field] = x
+		if len(m) > 0 {
+			missing[field] = m
+		}
+	}
+	out["path_style"] = strconv.FormatBool(!c.PathStyle)
+
+	return out, missing
+}
+
+// properties returns the s3.* catalog properties c stands for; only the
+// fields that are set, and s3.force-virtual-addressing always.
+func (c S3Config) properties() iceberg.Properties {
+	vals, _ := c.values()
+	props := iceberg.Properties{}
+	for _, p := range s3Properties {
+		if v := vals[p.field]; v != "" {
+			props[p.prop] = v
+		}
+	}
+
+	return props
 }
 
 // FlushConfig bounds the rows buffered between commits. The pipeline
@@ -102,8 +189,11 @@ type FlushConfig struct {
 // MaxBackoff, with jitter, so the time one table's commit may take is
 // bounded by roughly Attempts × MaxBackoff plus the commits themselves.
 type CommitRetryConfig struct {
-	// Attempts is the number of commits tried per table and flush before
-	// the flush fails, counting the first.
+	// Attempts bounds the commits tried per table and flush that fail for
+	// a reason of their own (the catalog or the storage erred) before the
+	// flush fails, counting the first. A commit lost to a concurrent one
+	// (another replica's commit landed first) does not count; ten times
+	// Attempts of those end the flush too.
 	Attempts int `yaml:"attempts"`
 	// MinBackoff is the wait before the second attempt.
 	MinBackoff time.Duration `yaml:"min_backoff"`
@@ -165,9 +255,38 @@ func (c *IcebergConfig) Validate() []error {
 				scheme, strings.Join(warehouseSchemes, "://, "))
 		}
 	}
+	if _, missing := envexpand.Expand(cat.URI); len(missing) > 0 {
+		add("catalog.uri: environment variable %s is not set; export it, or remove ${%s} from the value", strings.Join(missing, ", "), missing[0])
+	}
+	if cat.Type == "sql" && isPostgresURI(cat.URI) {
+		if d := cat.Properties[sqlcat.DialectKey]; d != "" && d != string(sqlcat.Postgres) {
+			add("catalog.properties.%s: %q does not match the postgres:// catalog.uri; remove it", sqlcat.DialectKey, d)
+		}
+	}
+	s3vals, s3missing := c.S3.values()
+	for _, p := range s3Properties {
+		if m := s3missing[p.field]; len(m) > 0 {
+			add("s3.%s: environment variable %s is not set; export it, or remove ${%s} from the value", p.field, strings.Join(m, ", "), m[0])
+		}
+	}
+	if e := s3vals["endpoint"]; e != "" {
+		if u, err := url.Parse(e); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			add("s3.endpoint: %q is not an http(s)://host[:port] URL", e)
+		}
+	}
+	if (s3vals["access_key_id"] == "") != (s3vals["secret_access_key"] == "") {
+		add("s3.access_key_id, s3.secret_access_key: set both or neither (neither: the AWS SDK's standard sources, e.g. AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)")
+	} else if s3vals["session_token"] != "" && s3vals["access_key_id"] == "" {
+		add("s3.session_token: needs s3.access_key_id and s3.secret_access_key")
+	}
 	for _, k := range slices.Sorted(maps.Keys(cat.Properties)) {
 		if field, ok := reservedProperties[strings.ToLower(k)]; ok {
 			add("catalog.properties.%s: set catalog.%s instead", k, field)
+		}
+		for _, p := range s3Properties {
+			if strings.EqualFold(k, p.prop) && s3Set(c.S3, p.field) {
+				add("catalog.properties.%s: s3.%s sets it too; keep one", k, p.field)
+			}
 		}
 	}
 
@@ -202,6 +321,64 @@ func (c *IcebergConfig) Validate() []error {
 	return errs
 }
 
+// s3Set reports whether the S3Config field is set (path_style: true).
+func s3Set(c S3Config, field string) bool {
+	switch field {
+	case "endpoint":
+		return c.Endpoint != ""
+	case "region":
+		return c.Region != ""
+	case "access_key_id":
+		return c.AccessKeyID != ""
+	case "secret_access_key":
+		return c.SecretAccessKey != ""
+	case "session_token":
+		return c.SessionToken != ""
+	default:
+		return c.PathStyle
+	}
+}
+
+// RedactURI returns uri with the password of a URL replaced by xxxxx, for
+// messages and logs.
+func RedactURI(uri string) string {
+	if _, ok := urlScheme(uri); !ok {
+		return uri
+	}
+	u, err := url.Parse(uri)
+	if err != nil {
+		return uri
+	}
+
+	return u.Redacted()
+}
+
+// describeStorage names where table files go, for messages: the warehouse,
+// and for S3 the endpoint and the fields that configure it.
+func describeStorage(c IcebergConfig) string {
+	wh := c.Catalog.Warehouse
+	if wh == "" {
+		wh = "(the catalog's default)"
+	}
+	scheme, _ := urlScheme(c.Catalog.Warehouse)
+	if strings.HasPrefix(scheme, "s3") || c.S3.Endpoint != "" {
+		endpoint := c.S3.Endpoint
+		if endpoint == "" {
+			endpoint = "AWS S3"
+		}
+
+		return fmt.Sprintf("warehouse %s on S3 endpoint %s; check %scatalog.warehouse and %ss3", wh, endpoint, configPath, configPath)
+	}
+
+	return fmt.Sprintf("warehouse %s; check %scatalog.warehouse", wh, configPath)
+}
+
+// isPostgresURI reports whether a sql catalog URI is a PostgreSQL URL.
+func isPostgresURI(uri string) bool {
+	scheme, ok := urlScheme(uri)
+	return ok && (scheme == "postgres" || scheme == "postgresql")
+}
+
 // urlScheme returns the scheme of s when s is a URL ("s3://b/p"), and false
 // for a local path, including a Windows one ("C:\x").
 func urlScheme(s string) (string, bool) {
@@ -215,8 +392,9 @@ func urlScheme(s string) (string, bool) {
 
 // loadCatalog opens the configured catalog. For a local warehouse and the
 // SQLite catalog it first creates the directories they need.
-func loadCatalog(ctx context.Context, cfg CatalogConfig) (catalog.Catalog, string, error) {
-	props := iceberg.Properties{}
+func loadCatalog(ctx context.Context, cfg CatalogConfig, s3 S3Config) (catalog.Catalog, string, error) {
+	// Validate made sure a property is not set both ways.
+	props := s3.properties()
 	maps.Copy(props, cfg.Properties)
 	props["type"] = cfg.Type
 
@@ -237,12 +415,18 @@ func loadCatalog(ctx context.Context, cfg CatalogConfig) (catalog.Catalog, strin
 		props["warehouse"] = warehouse
 	}
 
-	uri := cfg.URI
+	uri, _ := envexpand.Expand(cfg.URI)
 	what := fmt.Sprintf("%s catalog", cfg.Type)
 	if cfg.URI != "" {
-		what += fmt.Sprintf(" at %q", cfg.URI)
+		what += fmt.Sprintf(" at %q", RedactURI(cfg.URI))
 	}
-	if cfg.Type == "sql" && props[sqlcat.DriverKey] == "" {
+	switch {
+	case cfg.Type == "sql" && isPostgresURI(uri):
+		if props[sqlcat.DriverKey] == "" {
+			props[sqlcat.DriverKey] = "pgx"
+		}
+		props[sqlcat.DialectKey] = string(sqlcat.Postgres)
+	case cfg.Type == "sql" && props[sqlcat.DriverKey] == "":
 		dsn, err := sqliteDSN(cfg.URI)
 		if err != nil {
 			return nil, "", fmt.Errorf("open %s: %w; check %scatalog.uri", what, err, configPath)
@@ -256,6 +440,17 @@ func loadCatalog(ctx context.Context, cfg CatalogConfig) (catalog.Catalog, strin
 	}
 
 	cat, err := catalog.Load(ctx, cfg.Name, props)
+	// Replicas starting together on an empty PostgreSQL database race to
+	// create the catalog's own tables; CREATE TABLE IF NOT EXISTS is not
+	// atomic there, and the losers get a unique violation. The tables
+	// exist by then: load again.
+	for try := 1; err != nil && isCreateRace(err) && try < 5; try++ {
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(try) * 50 * time.Millisecond):
+		}
+		cat, err = catalog.Load(ctx, cfg.Name, props)
+	}
 	if err != nil {
 		field := "catalog.uri"
 		if cfg.URI == "" {
@@ -266,6 +461,14 @@ func loadCatalog(ctx context.Context, cfg CatalogConfig) (catalog.Catalog, strin
 	}
 
 	return cat, warehouse, nil
+}
+
+// isCreateRace reports whether err is PostgreSQL refusing a concurrent
+// CREATE … IF NOT EXISTS: unique_violation (on pg_type), duplicate_table
+// or duplicate_object (the table's row type).
+func isCreateRace(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "42P07" || pgErr.Code == "42710")
 }
 
 // sqliteDSN turns a catalog file path into a modernc.org/sqlite DSN with WAL
@@ -300,7 +503,7 @@ func ensureNamespace(ctx context.Context, cat catalog.Catalog, ns table.Identifi
 		return nil
 	}
 	err = cat.CreateNamespace(ctx, ns, nil)
-	if errors.Is(err, catalog.ErrNamespaceAlreadyExists) { // created concurrently
+	if errors.Is(err, catalog.ErrNamespaceAlreadyExists) || isCreateRace(err) { // created concurrently
 		return nil
 	}
 

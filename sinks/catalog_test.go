@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"errors"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -47,10 +48,30 @@ func TestValidate(t *testing.T) {
 			"commit_retry.min_backoff: must be > 0, got 0s",
 			"commit_retry.max_backoff: must be ≥ commit_retry.min_backoff (0s), got -1s",
 		}},
+		{"postgres catalog and s3 warehouse", func(c *IcebergConfig) {
+			c.Catalog.URI, c.Catalog.Warehouse = "postgres://replay:${REPLAY_TEST_PGPASS}@db:5432/catalog", "s3://bucket/replay"
+			c.S3 = S3Config{Endpoint: "https://s3.internal:9000", Region: "us-east-1", AccessKeyID: "AK", SecretAccessKey: "${REPLAY_TEST_S3_SECRET}", PathStyle: true}
+		}, nil},
+		{"s3 fields", func(c *IcebergConfig) {
+			c.Catalog.URI = "postgresql://replay:${REPLAY_TEST_NOT_SET}@db/catalog"
+			c.Catalog.Properties = map[string]string{"sql.dialect": "mysql", "s3.region": "eu-west-1"}
+			c.S3 = S3Config{Endpoint: "s3.internal:9000/x", Region: "us-east-1", AccessKeyID: "AK", SessionToken: "${REPLAY_TEST_NOT_SET_2}"}
+		}, []string{
+			"catalog.uri: environment variable REPLAY_TEST_NOT_SET is not set",
+			`catalog.properties.sql.dialect: "mysql" does not match the postgres:// catalog.uri`,
+			"s3.session_token: environment variable REPLAY_TEST_NOT_SET_2 is not set",
+			`s3.endpoint: "s3.internal:9000/x" is not an http(s)://host[:port] URL`,
+			"s3.access_key_id, s3.secret_access_key: set both or neither",
+			"catalog.properties.s3.region: s3.region sets it too; keep one",
+		}},
+		{"session token without keys", func(c *IcebergConfig) { c.S3.SessionToken = "tok" },
+			[]string{"s3.session_token: needs s3.access_key_id and s3.secret_access_key"}},
 		{"max backoff below min", func(c *IcebergConfig) { c.CommitRetry.MaxBackoff = time.Millisecond },
 			[]string{"commit_retry.max_backoff: must be ≥ commit_retry.min_backoff (100ms), got 1ms"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("REPLAY_TEST_PGPASS", "p")
+			t.Setenv("REPLAY_TEST_S3_SECRET", "s")
 			cfg := DefaultIcebergConfig()
 			tc.change(&cfg)
 			errs := cfg.Validate()
@@ -63,6 +84,28 @@ func TestValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestS3PropertiesAndRedactedURI(t *testing.T) {
+	t.Setenv("REPLAY_TEST_S3_SECRET", "sk")
+	got := S3Config{Endpoint: "http://127.0.0.1:7070", Region: "us-east-1", AccessKeyID: "ak", SecretAccessKey: "${REPLAY_TEST_S3_SECRET}", PathStyle: true}.properties()
+	want := map[string]string{"s3.endpoint": "http://127.0.0.1:7070", "s3.region": "us-east-1", "s3.access-key-id": "ak",
+		"s3.secret-access-key": "sk", "s3.force-virtual-addressing": "false"}
+	if !maps.Equal(map[string]string(got), want) {
+		t.Errorf("properties = %v, want %v", got, want)
+	}
+	if got := (S3Config{}).properties(); len(got) != 1 || got["s3.force-virtual-addressing"] != "true" {
+		t.Errorf("empty S3Config properties = %v, want only virtual-hosted addressing", got)
+	}
+	for in, want := range map[string]string{
+		"postgres://replay:hunter2@db:5432/c": "postgres://replay:xxxxx@db:5432/c",
+		"postgres://replay@db/c":              "postgres://replay@db/c",
+		"./replay-data/catalog.db":            "./replay-data/catalog.db",
+	} {
+		if got := RedactURI(in); got != want {
+			t.Errorf("RedactURI(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
 

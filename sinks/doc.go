@@ -31,8 +31,18 @@
 // table, re-read its offsets, drop buffered rows another writer (a replica
 // that took the partition over, or an earlier attempt whose outcome was
 // unknown) already committed, and append the rest requiring that the main
-// branch has not moved since the read. Rows whose commit gave up stay
-// buffered for the next flush.
+// branch has not moved since the read. The data files are written once per
+// flush and committed again as they are by a retry. Rows whose commit gave
+// up stay buffered for the next flush.
+//
+// Zombies are fenced through the same optimistic concurrency: Resume claims
+// the partitions it is given in every table (an empty snapshot recording
+// replay.owner.<topic>.<partition> = this process's replay.writer, committed
+// only if the table did not move since the offsets were read), and a commit
+// that finds another writer's claim on a partition drops its rows and leaves
+// its offset out. A replica paused past its session timeout whose
+// partitions moved on therefore writes nothing for them when it wakes up,
+// whether it flushes on its timer or when its client learns they were lost.
 //
 // Limits: the offsets live in snapshot summaries, so expiring snapshots must
 // keep, per partition and group, the newest snapshot that records it (every
@@ -56,7 +66,20 @@
 //     and S3. It builds on arrow-go/v18, which replay uses for its rows.
 //   - modernc.org/sqlite: a pure Go SQLite, so the embedded default (a SQL
 //     catalog in ./replay-data/catalog.db) needs neither cgo nor a server.
-//     It runs in WAL mode with a busy timeout. Another database needs its
+//     It runs in WAL mode with a busy timeout.
+//   - github.com/jackc/pgx/v5 (its database/sql driver, stdlib, registered
+//     as "pgx"): the PostgreSQL catalog replicas share. A postgres:// or
+//     postgresql:// catalog.uri selects it and iceberg-go's postgres
+//     dialect (bun's pgdialect) by itself. Chosen over lib/pq, which is in
+//     maintenance mode: pgx is actively developed, pure Go, parses both URL
+//     and key=value DSNs and reads the libpq environment (PGPASSWORD,
+//     PGSSLMODE, ~/.pgpass) as operators expect. Another database needs its
 //     driver linked into the binary and catalog.properties sql.driver and
 //     sql.dialect set.
+//
+// S3 warehouses go through iceberg-go's gocloud FileIO; sink.s3 (S3Config)
+// becomes its s3.* properties, and empty fields leave the AWS SDK's
+// standard credential and region sources in charge. Messages about an
+// unreachable catalog or warehouse name the URI (password redacted) or the
+// S3 endpoint tried, and the fields to check.
 package sinks

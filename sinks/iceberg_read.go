@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -150,4 +151,53 @@ func (s *Iceberg) catalog() (catalog.Catalog, error) {
 	}
 
 	return s.cat, nil
+}
+
+// Commit is one snapshot of one of replay's tables as the sink sees it: who
+// wrote it and what it records for a consumer group.
+type Commit struct {
+	SnapshotID int64
+	// Writer is the replay.writer of the process that committed it.
+	Writer string
+	// Owners are the partitions it claims for its writer (replay.owner.*).
+	Owners []schemas.TopicPartition
+	// Offsets are the next offsets it records (replay.offset.*).
+	Offsets schemas.Offsets
+	// AddedRows is the rows it appended (0 for a claim or an empty commit).
+	AddedRows int64
+}
+
+// History returns the commits of the named table for the consumer group,
+// oldest first, following the main branch back from its current snapshot
+// (snapshots already expired are not there). It reads the catalog afresh.
+// Tests use it to check who committed what; an operator can too.
+func (s *Iceberg) History(ctx context.Context, tableName, group string) ([]Commit, error) {
+	tbl, err := s.loadTable(ctx, tableName)
+	if err != nil {
+		return nil, err
+	}
+	meta := tbl.Metadata()
+	var out []Commit
+	for snap := meta.CurrentSnapshot(); snap != nil; {
+		if snap.Summary != nil && snap.Summary.Properties[PropGroup] == group {
+			c := Commit{SnapshotID: snap.SnapshotID, Writer: snap.Summary.Properties[PropWriter], Offsets: schemas.Offsets{}}
+			for k, v := range snap.Summary.Properties {
+				if tp, offset, ok := parseOffsetProp(k, v); ok {
+					c.Offsets[tp] = offset
+				} else if tp, ok := parsePartitionProp(k, PropOwnerPrefix); ok {
+					c.Owners = append(c.Owners, tp)
+				}
+			}
+			slices.SortFunc(c.Owners, compareTP)
+			c.AddedRows, _ = strconv.ParseInt(snap.Summary.Properties["added-records"], 10, 64)
+			out = append(out, c)
+		}
+		if snap.ParentSnapshotID == nil {
+			break
+		}
+		snap = meta.SnapshotByID(*snap.ParentSnapshotID)
+	}
+	slices.Reverse(out)
+
+	return out, nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -39,6 +40,15 @@ const (
 	// PropCommitID identifies one commit attempt, so a retry after a commit
 	// whose outcome is unknown can tell whether it landed.
 	PropCommitID = "replay.commit-id"
+	// PropWriter identifies the process (one sink, opened once) that made
+	// the commit.
+	PropWriter = "replay.writer"
+	// PropOwnerPrefix starts one property per partition the writer owns:
+	// replay.owner.<topic>.<partition> = its replay.writer. Resume claims
+	// the partitions it is given with an empty snapshot carrying them, and
+	// every commit repeats them for the partitions it covers; a commit
+	// finding another writer's claim on a partition is fenced out of it.
+	PropOwnerPrefix = "replay.owner."
 )
 
 // Compile-time check that *Iceberg is a pipeline.Sink. The interface is
@@ -100,7 +110,8 @@ type Iceberg struct {
 	cfg      IcebergConfig
 	logger   *slog.Logger
 	mem      memory.Allocator
-	baseline bool // WithBaseline
+	baseline bool   // WithBaseline
+	writer   string // PropWriter of this process's commits
 	ns       table.Identifier
 	byName   map[string]*tableBuffer // immutable after OpenIceberg
 
@@ -116,6 +127,9 @@ type Iceberg struct {
 	// held is, per table, the offsets Resume read for the partitions
 	// assigned to this process: rows below them are already in the table.
 	held map[string]schemas.Offsets
+	// claimed are the partitions Resume claimed for this writer and no
+	// fence or Forget took back: commits record this writer as their owner.
+	claimed map[schemas.TopicPartition]struct{}
 }
 
 // tableBuffer is one table's identity and the rows waiting for it. Only the
@@ -137,6 +151,10 @@ type tableBuffer struct {
 
 	// pending are records built for a commit that has not succeeded yet.
 	pending []pendingBatch
+	// written are the data files of pending, once an attempt wrote them;
+	// later attempts commit them again instead of rewriting the rows, until
+	// pending changes.
+	written []iceberg.DataFile
 	// skipped counts the rows Add dropped since the last successful flush
 	// because the table already held them.
 	skipped int64
@@ -168,7 +186,7 @@ func OpenIceberg(ctx context.Context, cfg IcebergConfig, logger *slog.Logger, op
 	}
 
 	start := time.Now()
-	cat, warehouse, err := loadCatalog(ctx, cfg.Catalog)
+	cat, warehouse, err := loadCatalog(ctx, cfg.Catalog, cfg.S3)
 	if err != nil {
 		return nil, err
 	}
@@ -177,17 +195,19 @@ func OpenIceberg(ctx context.Context, cfg IcebergConfig, logger *slog.Logger, op
 		logger:   logger,
 		mem:      o.mem,
 		baseline: o.baseline,
+		writer:   uuid.NewString(),
 		cat:      cat,
 		ns:       catalog.ToIdentifier(cfg.Namespace),
 		byName:   map[string]*tableBuffer{},
 		next:     schemas.Offsets{},
 		covered:  map[schemas.TopicPartition]struct{}{},
 		held:     map[string]schemas.Offsets{},
+		claimed:  map[schemas.TopicPartition]struct{}{},
 	}
 	if err := s.open(ctx); err != nil {
 		return nil, errors.Join(err, s.Close())
 	}
-	logger.Info("iceberg sink open", "catalog", cfg.Catalog.Type, "uri", cfg.Catalog.URI,
+	logger.Info("iceberg sink open", "writer", s.writer, "catalog", cfg.Catalog.Type, "uri", RedactURI(cfg.Catalog.URI),
 		"warehouse", warehouse, "namespace", cfg.Namespace, "baseline", o.baseline, "duration", time.Since(start))
 
 	return s, nil
@@ -234,14 +254,14 @@ func (s *Iceberg) ensureTable(ctx context.Context, ident table.Identifier) (*tab
 			catalog.WithSortOrder(schemas.SortOrder(name)),
 			catalog.WithProperties(iceberg.Properties{table.ParquetCompressionKey: s.cfg.Compression}),
 		)
-		if errors.Is(err, catalog.ErrTableAlreadyExists) { // created concurrently
+		if errors.Is(err, catalog.ErrTableAlreadyExists) || isCreateRace(err) { // created concurrently
 			tbl, err = s.cat.LoadTable(ctx, ident)
 		} else if err == nil {
 			s.logger.Info("created table", "table", full, "location", tbl.Location())
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load or create table %s: %w; check %scatalog and %snamespace", full, err, configPath, configPath)
+		return nil, fmt.Errorf("load or create table %s in %s: %w; check %scatalog and %snamespace, or the %s", full, s.describeCatalog(), err, configPath, configPath, describeStorage(s.cfg))
 	}
 	if tbl, err = s.addColumns(ctx, s.cat, tbl, ident, schemas.IcebergSchema(name)); err != nil {
 		return nil, err
@@ -461,6 +481,14 @@ type commitStats struct {
 	duplicates int64 // buffered rows dropped because the table already held them
 	attempts   int
 	snapshotID int64 // 0 when no commit was needed
+	// fenced are the partitions of the flush another writer has claimed
+	// since this one did: their rows were dropped, their offsets not
+	// recorded.
+	fenced map[schemas.TopicPartition]string // partition -> the owner's writer ID
+	// duration is the time the table's commit took, retries included.
+	duration time.Duration
+	// conflicts are the attempts lost to a concurrent commit.
+	conflicts int
 }
 
 // Flush commits what was added since the last successful flush: one
@@ -479,14 +507,24 @@ type commitStats struct {
 //  1. reload the table from the catalog;
 //  2. read the offsets the table records for the group (walking back from
 //     its current snapshot) for the partitions of the flush;
-//  3. drop buffered rows below them: another writer (a replica that took the
-//     partition over) or an earlier attempt of ours that was applied though
-//     it reported an error already stored them;
-//  4. append the rest, recording per partition the larger of the flush's
-//     offset and the table's, with the requirement that the table's main
-//     branch still points at the snapshot read in step 1;
-//  5. on any error, back off and go back to step 1. A previous attempt found
+//  3. read who owns those partitions (replay.owner.*): a partition another
+//     writer claimed since this one did (it was moved to another replica
+//     while this one was paused or cut off: a zombie) is fenced, its
+//     buffered rows dropped and its offset left out;
+//  4. drop buffered rows below the offsets: another writer (a replica that
+//     took the partition over) or an earlier attempt of ours that was
+//     applied though it reported an error already stored them;
+//  5. write the rest as data files, once: a retry commits the files an
+//     earlier attempt wrote, unless steps 3 or 4 dropped rows since;
+//  6. append them, recording per partition the larger of the flush's offset
+//     and the table's, and this writer as its owner, with the requirement
+//     that the table's main branch still points at the snapshot read in
+//     step 1, so nothing (another commit, a claim) landed in between;
+//  7. on any error, back off and go back to step 1. A previous attempt found
 //     in the history by its replay.commit-id counts as done.
+//
+// The offsets returned leave out fenced partitions, whose state this sink
+// forgets (like Forget): their new owner commits them.
 //
 // iceberg-go's own commit retry (table property commit.retry.num-retries) is
 // left at its default of 0: its refresh-and-replay would rebase our append
@@ -520,16 +558,18 @@ func (s *Iceberg) Flush(ctx context.Context) (schemas.Offsets, error) {
 	ctx = compute.WithAllocator(ctx, s.mem)
 	attrs := []any{"partitions", len(offsets)}
 	var skipped []any
+	fenced := map[schemas.TopicPartition]string{}
 	for _, tb := range s.tables {
 		st, err := s.commitTable(ctx, cat, tb, offsets)
 		if err != nil {
 			return nil, err
 		}
 		attrs = append(attrs, slog.Group(tb.name, "rows", st.rows, "duplicates", st.duplicates+tb.skipped,
-			"attempts", st.attempts, "snapshot_id", st.snapshotID))
+			"attempts", st.attempts, "conflicts", st.conflicts, "snapshot_id", st.snapshotID, "duration", st.duration))
 		if tb.skipped > 0 {
 			skipped = append(skipped, tb.name, tb.skipped)
 		}
+		maps.Copy(fenced, st.fenced)
 	}
 	for _, tb := range s.tables {
 		tb.skipped = 0
@@ -538,9 +578,21 @@ func (s *Iceberg) Flush(ctx context.Context) (schemas.Offsets, error) {
 	for tp := range offsets {
 		delete(s.covered, tp)
 	}
+	for tp := range fenced {
+		delete(offsets, tp)
+		delete(s.next, tp)
+		delete(s.claimed, tp)
+		for _, held := range s.held {
+			delete(held, tp)
+		}
+	}
 	s.mu.Unlock()
 	if len(skipped) > 0 {
 		s.logger.Info("skipped rows the tables already held after a resume", skipped...)
+	}
+	if len(fenced) > 0 {
+		s.logger.Warn("fenced: partitions claimed by another replica since this one resumed them; their rows were dropped, the new owner writes them",
+			"owners", formatOwners(fenced))
 	}
 	s.logger.Info("flushed", append(attrs, "offsets", formatOffsets(offsets), "duration", time.Since(start))...)
 
@@ -561,16 +613,21 @@ func (s *Iceberg) commitTable(ctx context.Context, cat catalog.Catalog, tb *tabl
 	if tb.builder.Len() > 0 {
 		tb.pending = append(tb.pending, pendingBatch{bytes: tb.builder.Bytes(), rec: tb.builder.NewRecord(), runIDs: tb.runIDs})
 		tb.runIDs = map[string]struct{}{}
+		tb.written = nil // files of a failed flush lack these rows
 	}
 	retry := s.cfg.CommitRetry
 	var (
-		st   commitStats
-		prev *attempt
+		st    commitStats
+		prev  *attempt
+		start = time.Now()
 	)
+	var conflicts int
 	for n := 1; ; n++ {
 		st.attempts = n
 		failed, err := s.commitOnce(ctx, cat, tb, offsets, prev, &st)
 		if err == nil {
+			st.conflicts = conflicts
+			st.duration = time.Since(start)
 			return st, nil
 		}
 		if cause := context.Cause(ctx); cause != nil {
@@ -580,14 +637,23 @@ func (s *Iceberg) commitTable(ctx context.Context, cat catalog.Catalog, tb *tabl
 
 			return st, fmt.Errorf("commit to table %s stopped after %d attempts: %w; last error: %w", tb.full, n, cause, err)
 		}
-		if n >= retry.Attempts {
-			return st, fmt.Errorf("commit to table %s gave up after %d attempts; last error: %w; check the catalog, or raise %scommit_retry", tb.full, n, err, configPath)
+		conflict := isConflict(err)
+		if conflict {
+			conflicts++
+		}
+		if n-conflicts >= retry.Attempts || conflicts >= maxConflicts(retry) {
+			return st, fmt.Errorf("commit to table %s gave up after %d attempts (%d lost to concurrent commits); last error: %w; check the catalog, or raise %scommit_retry",
+				tb.full, n, conflicts, err, configPath)
 		}
 		if failed != nil {
 			prev = failed
 		}
-		wait := backoff(retry, n)
-		s.logger.Warn("commit failed; retrying", "table", tb.full, "attempt", n, "backoff", wait, "err", err)
+		wait := retryWait(retry, n, conflict, conflicts)
+		if conflict {
+			s.logger.Debug("commit lost to a concurrent commit; retrying", "table", tb.full, "attempt", n, "backoff", wait, "err", err)
+		} else {
+			s.logger.Warn("commit failed; retrying", "table", tb.full, "attempt", n, "backoff", wait, "err", err)
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
@@ -597,6 +663,41 @@ func (s *Iceberg) commitTable(ctx context.Context, cat catalog.Catalog, tb *tabl
 		case <-t.C:
 		}
 	}
+}
+
+// isConflict reports whether a commit failed because another commit landed
+// on the table since it was read (the branch requirement failed, or the
+// catalog's compare-and-swap did), rather than for a reason of its own.
+// iceberg-go's catalogs wrap table.ErrCommitFailed for the swap; the SQL
+// catalog reports the requirement check ("…has changed…") as a plain error.
+func isConflict(err error) bool {
+	return errors.Is(err, table.ErrCommitFailed) || strings.Contains(err.Error(), "has changed: expected")
+}
+
+// maxConflicts bounds the commits a flush may lose to concurrent ones: ten
+// times commit_retry.attempts. Every lost race is another writer's progress,
+// so they do not count against the attempts, but a bound keeps a writer that
+// never wins from retrying forever.
+func maxConflicts(cfg CommitRetryConfig) int { return 10 * cfg.Attempts }
+
+// retryWait is the wait before the next attempt. After a failure it is
+// backoff(n-conflicts). After a lost race it grows with the run of races
+// lost, with full jitter (from a quarter of MinBackoff up), so that writers
+// contending for one table spread out instead of colliding again in step.
+func retryWait(cfg CommitRetryConfig, n int, conflict bool, conflicts int) time.Duration {
+	if !conflict {
+		return backoff(cfg, max(1, n-conflicts))
+	}
+	d := cfg.MaxBackoff
+	if conflicts-1 < 32 {
+		d = min(cfg.MinBackoff<<(conflicts-1), cfg.MaxBackoff)
+	}
+	if d <= 0 {
+		d = cfg.MaxBackoff
+	}
+	lo := cfg.MinBackoff / 4
+
+	return lo + rand.N(max(d-lo, 0)+1)
 }
 
 // backoff returns the wait after the n-th failed attempt: MinBackoff·2^(n-1)
@@ -645,21 +746,39 @@ func (s *Iceberg) commitOnce(ctx context.Context, cat catalog.Catalog, tb *table
 	for tp := range offsets {
 		want[tp] = struct{}{}
 	}
+	// Fence: drop the partitions another writer claimed, as if that
+	// writer had committed every offset of theirs.
 	committed := groupOffsets(meta, s.cfg.Group, want)
+	for tp, owner := range groupOwners(meta, s.cfg.Group, want) {
+		if owner != s.writer {
+			if st.fenced == nil {
+				st.fenced = map[schemas.TopicPartition]string{}
+			}
+			st.fenced[tp] = owner
+			committed[tp] = math.MaxInt64
+		}
+	}
 	dropped, err := tb.dropBelow(ctx, s.mem, committed)
 	if err != nil {
 		return nil, fmt.Errorf("drop rows the table already holds: %w", err)
 	}
-	st.duplicates += dropped
 	if dropped > 0 {
-		s.logger.Info("dropped buffered rows another commit already wrote", "table", tb.full, "rows", dropped,
+		tb.written = nil
+		s.logger.Info("dropped buffered rows another commit already wrote or a fence excludes", "table", tb.full, "rows", dropped,
 			"committed", formatOffsets(committed))
 	}
+	for tp := range st.fenced {
+		delete(committed, tp)
+	}
+	st.duplicates += dropped
 
 	recs, rows, runIDs := tb.pendingRecords()
 	record := make(schemas.Offsets, len(offsets))
 	advances := false
 	for tp, next := range offsets {
+		if _, out := st.fenced[tp]; out {
+			continue
+		}
 		c, ok := committed[tp]
 		if !ok || next > c {
 			advances = true
@@ -670,16 +789,28 @@ func (s *Iceberg) commitOnce(ctx context.Context, cat catalog.Catalog, tb *table
 		return nil, nil // the table already records every offset, and nothing is left to write
 	}
 
+	if rows > 0 && tb.written == nil {
+		files, err := writeDataFiles(ctx, tbl, recs)
+		if err != nil {
+			return nil, fmt.Errorf("write %d rows: %w", rows, err)
+		}
+		tb.written = files
+	}
 	commitID := uuid.NewString()
-	props := iceberg.Properties{PropGroup: s.cfg.Group, PropCommitID: commitID}
+	props := iceberg.Properties{PropGroup: s.cfg.Group, PropCommitID: commitID, PropWriter: s.writer}
 	if len(runIDs) > 0 {
 		props[PropRunID] = strings.Join(slices.Sorted(maps.Keys(runIDs)), ",")
 	}
+	s.mu.Lock()
 	for tp, next := range record {
 		props[offsetProp(tp)] = strconv.FormatInt(next, 10)
+		if _, ok := s.claimed[tp]; ok {
+			props[ownerProp(tp)] = s.writer
+		}
 	}
+	s.mu.Unlock()
 	start := time.Now()
-	committedTbl, err := commitSnapshot(ctx, tbl, recs, props)
+	committedTbl, err := commitSnapshot(ctx, tbl, tb.written, props)
 	if err != nil {
 		return &attempt{commitID: commitID, base: base, rows: rows}, fmt.Errorf("append %d rows: %w", rows, err)
 	}
@@ -694,7 +825,30 @@ func (s *Iceberg) commitOnce(ctx context.Context, cat catalog.Catalog, tb *table
 	return nil, nil
 }
 
-// commitSnapshot appends recs (none: an empty snapshot) to tbl with the
+// writeDataFiles writes recs as Parquet data files of tbl (partitioned,
+// with the table's codec) without committing them. recs stay the caller's.
+func writeDataFiles(ctx context.Context, tbl *table.Table, recs []arrow.RecordBatch) ([]iceberg.DataFile, error) {
+	seq := func(yield func(arrow.RecordBatch, error) bool) {
+		for _, r := range recs {
+			r.Retain() // WriteRecords releases what it consumes
+			if !yield(r, nil) {
+				r.Release()
+				return
+			}
+		}
+	}
+	var files []iceberg.DataFile
+	for df, err := range table.WriteRecords(ctx, tbl, recs[0].Schema(), seq) {
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, df)
+	}
+
+	return files, nil
+}
+
+// commitSnapshot appends files (none: an empty snapshot) to tbl with the
 // summary properties props, requiring that tbl's main branch is still at the
 // snapshot tbl was loaded with.
 //
@@ -704,7 +858,9 @@ func (s *Iceberg) commitOnce(ctx context.Context, cat catalog.Catalog, tb *table
 // TestAddFilesEmptyCommitsEmptySnapshot). ignoreDuplicates skips a scan of
 // every data file for duplicates of the files added, of which there are none.
 // AddDataFiles, by contrast, returns without a snapshot when given no files.
-func commitSnapshot(ctx context.Context, tbl *table.Table, recs []arrow.RecordBatch, props iceberg.Properties) (*table.Table, error) {
+// Files this sink wrote are new, so their duplicate check is skipped too;
+// the table's name mapping is left as it is (Append would not set one).
+func commitSnapshot(ctx context.Context, tbl *table.Table, files []iceberg.DataFile, props iceberg.Properties) (*table.Table, error) {
 	txn := tbl.NewTransaction()
 	// The fence. Transaction.Commit already asserts the branch head it
 	// read, but iceberg-go rewrites that assertion to the fresh head when it
@@ -712,19 +868,12 @@ func commitSnapshot(ctx context.Context, tbl *table.Table, recs []arrow.RecordBa
 	if err := txn.AssertRefSnapshotID(table.MainBranch); err != nil {
 		return nil, err
 	}
-	if len(recs) == 0 {
+	if len(files) == 0 {
 		if err := txn.AddFiles(ctx, nil, props, true); err != nil {
 			return nil, err
 		}
-	} else {
-		rdr, err := array.NewRecordReader(recs[0].Schema(), recs)
-		if err != nil {
-			return nil, err
-		}
-		defer rdr.Release()
-		if err := txn.Append(ctx, rdr, props); err != nil {
-			return nil, err
-		}
+	} else if err := txn.AddDataFiles(ctx, files, props, table.WithoutDuplicateCheck(), table.WithoutAutoNameMapping()); err != nil {
+		return nil, err
 	}
 
 	return txn.Commit(ctx)
@@ -874,24 +1023,70 @@ func (tb *tableBuffer) releasePending() {
 	}
 	clear(tb.pending)
 	tb.pending = tb.pending[:0]
+	tb.written = nil
 }
 
 func offsetProp(tp schemas.TopicPartition) string {
 	return PropOffsetPrefix + tp.Topic + "." + strconv.Itoa(int(tp.Partition))
 }
 
-// parseOffsetProp reverses offsetProp.
-func parseOffsetProp(key, value string) (schemas.TopicPartition, int64, bool) {
-	rest, ok := strings.CutPrefix(key, PropOffsetPrefix)
+func ownerProp(tp schemas.TopicPartition) string {
+	return PropOwnerPrefix + tp.Topic + "." + strconv.Itoa(int(tp.Partition))
+}
+
+// parsePartitionProp parses the <topic>.<partition> that follows prefix in
+// key.
+func parsePartitionProp(key, prefix string) (schemas.TopicPartition, bool) {
+	rest, ok := strings.CutPrefix(key, prefix)
 	if !ok {
-		return schemas.TopicPartition{}, 0, false
+		return schemas.TopicPartition{}, false
 	}
 	i := strings.LastIndexByte(rest, '.')
 	if i <= 0 {
-		return schemas.TopicPartition{}, 0, false
+		return schemas.TopicPartition{}, false
 	}
 	partition, err := strconv.ParseInt(rest[i+1:], 10, 32)
 	if err != nil {
+		return schemas.TopicPartition{}, false
+	}
+
+	return schemas.TopicPartition{Topic: rest[:i], Partition: int32(partition)}, true
+}
+
+// groupOwners returns the writer that owns each partition of want for
+// group: walking back from the current snapshot, the first replay.owner
+// value found. Partitions never claimed (or whose claims were expired) are
+// absent.
+func groupOwners(meta table.Metadata, group string, want map[schemas.TopicPartition]struct{}) map[schemas.TopicPartition]string {
+	out := map[schemas.TopicPartition]string{}
+	for snap := meta.CurrentSnapshot(); snap != nil && len(out) < len(want); {
+		if snap.Summary != nil && snap.Summary.Properties[PropGroup] == group {
+			for k, v := range snap.Summary.Properties {
+				tp, ok := parsePartitionProp(k, PropOwnerPrefix)
+				if !ok {
+					continue
+				}
+				if _, seen := out[tp]; seen {
+					continue
+				}
+				if _, wanted := want[tp]; wanted {
+					out[tp] = v
+				}
+			}
+		}
+		if snap.ParentSnapshotID == nil {
+			break
+		}
+		snap = meta.SnapshotByID(*snap.ParentSnapshotID)
+	}
+
+	return out
+}
+
+// parseOffsetProp reverses offsetProp.
+func parseOffsetProp(key, value string) (schemas.TopicPartition, int64, bool) {
+	tp, ok := parsePartitionProp(key, PropOffsetPrefix)
+	if !ok {
 		return schemas.TopicPartition{}, 0, false
 	}
 	offset, err := strconv.ParseInt(value, 10, 64)
@@ -899,7 +1094,7 @@ func parseOffsetProp(key, value string) (schemas.TopicPartition, int64, bool) {
 		return schemas.TopicPartition{}, 0, false
 	}
 
-	return schemas.TopicPartition{Topic: rest[:i], Partition: int32(partition)}, offset, true
+	return tp, offset, true
 }
 
 // groupOffsets returns the offsets meta's snapshots record for group:
@@ -976,12 +1171,14 @@ func (s *Iceberg) Resume(ctx context.Context, tps []schemas.TopicPartition) (sch
 		want[tp] = struct{}{}
 	}
 	perTable := make([]schemas.Offsets, len(tables))
+	attempts := 0
 	for i, tb := range tables {
-		tbl, err := cat.LoadTable(ctx, tb.ident)
+		offs, n, err := s.claim(ctx, cat, tb, want)
 		if err != nil {
-			return nil, fmt.Errorf("resume %d partitions: load table %s: %w", len(tps), tb.full, err)
+			return nil, fmt.Errorf("resume %d partitions: %w", len(tps), err)
 		}
-		perTable[i] = groupOffsets(tbl.Metadata(), s.cfg.Group, want)
+		perTable[i] = offs
+		attempts += n
 	}
 
 	out := make(schemas.Offsets, len(tps))
@@ -1006,6 +1203,9 @@ func (s *Iceberg) Resume(ctx context.Context, tps []schemas.TopicPartition) (sch
 	}
 
 	s.mu.Lock()
+	for tp := range want {
+		s.claimed[tp] = struct{}{}
+	}
 	for i, tb := range tables {
 		held := s.held[tb.name]
 		for tp := range want {
@@ -1018,7 +1218,7 @@ func (s *Iceberg) Resume(ctx context.Context, tps []schemas.TopicPartition) (sch
 	}
 	s.mu.Unlock()
 
-	attrs := []any{"group", s.cfg.Group, "partitions", len(tps), "offsets", formatOffsets(out)}
+	attrs := []any{"group", s.cfg.Group, "partitions", len(tps), "offsets", formatOffsets(out), "claim_attempts", attempts}
 	for i, tb := range tables {
 		attrs = append(attrs, tb.name, formatOffsets(perTable[i]))
 	}
@@ -1029,6 +1229,63 @@ func (s *Iceberg) Resume(ctx context.Context, tps []schemas.TopicPartition) (sch
 	s.logger.Info("resuming partitions from the iceberg tables", append(attrs, "duration", time.Since(start))...)
 
 	return out, nil
+}
+
+// claim makes this writer the owner of the partitions want in tb's table
+// for the group: an empty snapshot recording replay.owner.<partition> for
+// each, committed on the condition that the table has not moved since it was
+// read, so the offsets read from that state are the ones the claim covers;
+// from then on a writer that owned them before is fenced out of them (see
+// Flush). It retries like a flush's commit and returns the offsets and the
+// attempts made.
+func (s *Iceberg) claim(ctx context.Context, cat catalog.Catalog, tb *tableBuffer, want map[schemas.TopicPartition]struct{}) (schemas.Offsets, int, error) {
+	retry := s.cfg.CommitRetry
+	conflicts := 0
+	for n := 1; ; n++ {
+		offs, err := func() (schemas.Offsets, error) {
+			tbl, err := cat.LoadTable(ctx, tb.ident)
+			if err != nil {
+				return nil, fmt.Errorf("load table: %w", err)
+			}
+			meta := tbl.Metadata()
+			offs := groupOffsets(meta, s.cfg.Group, want)
+			owners := groupOwners(meta, s.cfg.Group, want)
+			props := iceberg.Properties{PropGroup: s.cfg.Group, PropCommitID: uuid.NewString(), PropWriter: s.writer}
+			claimed := 0
+			for tp := range want {
+				props[ownerProp(tp)] = s.writer
+				if owners[tp] != s.writer {
+					claimed++
+				}
+			}
+			if claimed == 0 {
+				return offs, nil // already ours: a retry after an applied claim
+			}
+			if _, err := commitSnapshot(ctx, tbl, nil, props); err != nil {
+				return nil, fmt.Errorf("commit the claim: %w", err)
+			}
+
+			return offs, nil
+		}()
+		if err == nil {
+			return offs, n, nil
+		}
+		conflict := isConflict(err)
+		if conflict {
+			conflicts++
+		}
+		if ctx.Err() != nil || n-conflicts >= retry.Attempts || conflicts >= maxConflicts(retry) {
+			return nil, n, fmt.Errorf("claim %d partitions of table %s gave up after %d attempts (%d lost to concurrent commits): %w; check the catalog, or raise %scommit_retry",
+				len(want), tb.full, n, conflicts, err, configPath)
+		}
+		t := time.NewTimer(retryWait(retry, n, conflict, conflicts))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, n, fmt.Errorf("claim %d partitions of table %s stopped after %d attempts: %w; last error: %w", len(want), tb.full, n, context.Cause(ctx), err)
+		case <-t.C:
+		}
+	}
 }
 
 // HoldsReplay reports whether replay_responses already holds the row of the
@@ -1052,6 +1309,7 @@ func (s *Iceberg) Forget(tps []schemas.TopicPartition) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, tp := range tps {
+		delete(s.claimed, tp)
 		for _, held := range s.held {
 			delete(held, tp)
 		}
@@ -1061,16 +1319,30 @@ func (s *Iceberg) Forget(tps []schemas.TopicPartition) {
 	}
 }
 
+// formatOwners renders partition owners for a log line, sorted:
+// "captures/0=<writer> captures/1=<writer>".
+func formatOwners(owners map[schemas.TopicPartition]string) string {
+	tps := slices.SortedFunc(maps.Keys(owners), compareTP)
+	parts := make([]string, len(tps))
+	for i, tp := range tps {
+		parts[i] = fmt.Sprintf("%s/%d=%s", tp.Topic, tp.Partition, owners[tp])
+	}
+
+	return strings.Join(parts, " ")
+}
+
+func compareTP(a, b schemas.TopicPartition) int {
+	if c := strings.Compare(a.Topic, b.Topic); c != 0 {
+		return c
+	}
+
+	return int(a.Partition) - int(b.Partition)
+}
+
 // formatOffsets renders offsets for a log line, sorted:
 // "captures/0=17 captures/1=4".
 func formatOffsets(o schemas.Offsets) string {
-	tps := slices.SortedFunc(maps.Keys(o), func(a, b schemas.TopicPartition) int {
-		if c := strings.Compare(a.Topic, b.Topic); c != 0 {
-			return c
-		}
-
-		return int(a.Partition) - int(b.Partition)
-	})
+	tps := slices.SortedFunc(maps.Keys(o), compareTP)
 	var b strings.Builder
 	for i, tp := range tps {
 		if i > 0 {

@@ -5,8 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -373,13 +376,6 @@ func TestResumeAfterCrashBetweenCommits(t *testing.T) {
 			if s.HoldsReplay(schemas.Coordinates{Topic: testTopic, Partition: 0, Offset: 0}) {
 				t.Error("HoldsReplay is true before Resume")
 			}
-			got, err := s.Resume(t.Context(), []schemas.TopicPartition{p0, p1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if want := (schemas.Offsets{p0: 20, p1: 20}); !maps.Equal(got, want) {
-				t.Fatalf("Resume = %v, want the lowest of the tables, %v", got, want)
-			}
 			at := func(o int64) schemas.Coordinates {
 				return schemas.Coordinates{Topic: testTopic, Partition: 1, Offset: o}
 			}
@@ -391,13 +387,22 @@ func TestResumeAfterCrashBetweenCommits(t *testing.T) {
 						s.HoldsReplay(at(want-1)), s.HoldsReplay(at(want)))
 				}
 			}
-			holds(s, min(tc.after[1], tc.after[2]))
-			// Without a baseline target, replay_responses alone decides.
+			// Without a baseline target, replay_responses alone decides. (It
+			// resumes first: the last Resume owns the partitions.)
 			plain, _ := openTest(t, dir)
 			if _, err := plain.Resume(t.Context(), []schemas.TopicPartition{p0, p1}); err != nil {
 				t.Fatal(err)
 			}
 			holds(plain, tc.after[1])
+
+			got, err := s.Resume(t.Context(), []schemas.TopicPartition{p0, p1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := (schemas.Offsets{p0: 20, p1: 20}); !maps.Equal(got, want) {
+				t.Fatalf("Resume = %v, want the lowest of the tables, %v", got, want)
+			}
+			holds(s, min(tc.after[1], tc.after[2]))
 
 			// The source re-delivers from offset 20.
 			addAll(t, s, results[40:])
@@ -749,4 +754,134 @@ func TestCommitDropsRowsAnotherWriterCommitted(t *testing.T) {
 			t.Errorf("%s: status %d, want %d", id, got, w.status)
 		}
 	})
+}
+
+// TestZombieIsFencedOutOfClaimedPartitions: a writer that resumed two
+// partitions and lost one of them to another writer (which claimed it with
+// its own Resume) while it was paused commits only the partition it still
+// owns; the new owner writes the other one.
+func TestZombieIsFencedOutOfClaimedPartitions(t *testing.T) {
+	dir := t.TempDir()
+	results, _ := makeResults(80, 0) // offsets 0..39 of two partitions
+	zombie, _ := openTest(t, dir)
+	if _, err := zombie.Resume(t.Context(), []schemas.TopicPartition{p0, p1}); err != nil {
+		t.Fatal(err)
+	}
+	addAll(t, zombie, results[:40]) // offsets 0..19 of both, not flushed
+
+	owner, _ := openTest(t, dir)
+	got, err := owner.Resume(t.Context(), []schemas.TopicPartition{p0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 0 {
+		t.Fatalf("Resume = %v, want nothing recorded yet", got)
+	}
+
+	// The zombie wakes up and flushes: p0 is fenced.
+	if got, want := flush(t, zombie), (schemas.Offsets{p1: 20}); !maps.Equal(got, want) {
+		t.Fatalf("zombie Flush = %v, want only the partition it still owns, %v", got, want)
+	}
+	for _, name := range schemas.TableNames() {
+		snap := currentSnapshot(t, zombie, name)
+		props := snap.Summary.Properties
+		if props[PropWriter] != zombie.writer || props[offsetProp(p0)] != "" || props[ownerProp(p0)] != "" || props[ownerProp(p1)] != zombie.writer {
+			t.Errorf("%s: the zombie's snapshot records %v; want p1 only, owned by the zombie", name, props)
+		}
+	}
+	// Its later results of p0 are dropped the same way, without error.
+	addAll(t, zombie, results[40:42]) // offset 20 of both
+	if got, want := flush(t, zombie), (schemas.Offsets{p1: 21}); !maps.Equal(got, want) {
+		t.Fatalf("second zombie Flush = %v, want %v", got, want)
+	}
+
+	// The owner writes p0 from the start.
+	for _, r := range results[:60] {
+		if r.Source.Partition == 0 {
+			if err := owner.Add(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if got, want := flush(t, owner), (schemas.Offsets{p0: 30}); !maps.Equal(got, want) {
+		t.Fatalf("owner Flush = %v, want %v", got, want)
+	}
+	var want []*schemas.Result
+	for _, r := range results[:60] {
+		if r.Source.Partition == 0 || r.Source.Offset <= 20 {
+			want = append(want, r)
+		}
+	}
+	assertExactlyOnce(t, owner, want)
+	assertOffsets(t, owner, schemas.Offsets{p0: 30, p1: 21})
+}
+
+// TestCommitRetryReusesDataFiles: a commit that lost a race is retried
+// with the data files the first attempt wrote, not with new ones.
+func TestCommitRetryReusesDataFiles(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := openTestConfig(t, fastRetry(testConfig(dir), 3))
+	fc := wrapCatalog(s)
+	fc.setFault(func(name string, call int) fault {
+		if name == schemas.TableReplay && call <= 2 {
+			return landOther
+		}
+		return passThrough
+	})
+	results, _ := makeResults(200, 0)
+	addAll(t, s, results)
+	flush(t, s)
+	if n := fc.callsTo(schemas.TableReplay); n != 3 {
+		t.Fatalf("%d replay commits, want 3", n)
+	}
+	snap := currentSnapshot(t, s, schemas.TableReplay)
+	var onDisk int
+	err := filepath.WalkDir(filepath.Join(dir, "warehouse"), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && strings.Contains(path, "replay_responses") && strings.HasSuffix(path, ".parquet") {
+			onDisk++
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files := snap.Summary.Properties["total-data-files"]; files != strconv.Itoa(onDisk) || onDisk == 0 {
+		t.Errorf("replay_responses has %s data files and %d parquet files on disk; want the same, nonzero", files, onDisk)
+	}
+	assertExactlyOnce(t, s, results)
+}
+
+// TestLostRacesDoNotExhaustAttempts: commits lost to concurrent commits are
+// other writers' progress; they are retried beyond commit_retry.attempts
+// (which bounds failures of the commit's own), up to ten times as many.
+func TestLostRacesDoNotExhaustAttempts(t *testing.T) {
+	s, _ := openTestConfig(t, fastRetry(testConfig(t.TempDir()), 2))
+	fc := wrapCatalog(s)
+	fc.setFault(func(name string, call int) fault {
+		if name == schemas.TableProduction && call <= 4 {
+			return landOther
+		}
+		return passThrough
+	})
+	results, _ := makeResults(40, 0)
+	addAll(t, s, results)
+	flush(t, s)
+	if n := fc.callsTo(schemas.TableProduction); n != 5 {
+		t.Errorf("%d production commits, want 5: four lost races and the one that won", n)
+	}
+	assertExactlyOnce(t, s, results)
+
+	// A writer that never wins gives up at ten times the attempts.
+	fc.setFault(func(name string, _ int) fault {
+		if name == schemas.TableReplay {
+			return landOther
+		}
+		return passThrough
+	})
+	more, _ := makeResults(40, 20)
+	addAll(t, s, more)
+	_, err := s.Flush(t.Context())
+	if err == nil || !strings.Contains(err.Error(), "gave up after 20 attempts (20 lost to concurrent commits)") {
+		t.Errorf("Flush error = %v, want it to give up after 20 lost races", err)
+	}
 }

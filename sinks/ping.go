@@ -15,7 +15,7 @@ import (
 // Safe to call from any goroutine while the sink is open.
 func (s *Iceberg) Ping(ctx context.Context) error {
 	if _, err := s.loadTable(ctx, schemas.TableReplay); err != nil {
-		return fmt.Errorf("%s unreachable: %w; check %scatalog.uri and %scatalog.warehouse", s.describeCatalog(), err, configPath, configPath)
+		return fmt.Errorf("%s unreachable: %w; check %scatalog.uri, or the %s", s.describeCatalog(), err, configPath, describeStorage(s.cfg))
 	}
 	return nil
 }
@@ -26,7 +26,7 @@ func (s *Iceberg) describeCatalog() string {
 	c := s.cfg.Catalog
 	parts := []string{c.Type + " catalog"}
 	if c.URI != "" {
-		parts = append(parts, fmt.Sprintf("at %q", c.URI))
+		parts = append(parts, fmt.Sprintf("at %q", RedactURI(c.URI)))
 	}
 	if c.Warehouse != "" {
 		parts = append(parts, fmt.Sprintf("with warehouse %q", c.Warehouse))

@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/replaykit/replay/config"
+	"github.com/replaykit/replay/internal/testinfra"
 	"github.com/replaykit/replay/schemas"
 	"github.com/replaykit/replay/sinks"
 )
@@ -94,7 +95,45 @@ func startBroker(t *testing.T, topic string, partitions int32) []string {
 	return c.ListenAddrs()
 }
 
+// TestEndToEndKafkaToIceberg runs the end-to-end test on the embedded
+// default: a SQLite catalog and a local warehouse.
 func TestEndToEndKafkaToIceberg(t *testing.T) {
+	testEndToEnd(t, func(dir string) string { return localCatalogYAML(dir) })
+}
+
+// TestEndToEndPostgresS3 runs the same end-to-end test with the catalog in
+// a real PostgreSQL and the warehouse on a real S3 server (versitygw), the
+// secret key read from the environment.
+func TestEndToEndPostgresS3(t *testing.T) {
+	testEndToEnd(t, func(string) string { return postgresS3CatalogYAML(t) })
+}
+
+// localCatalogYAML is the sink.catalog section of the embedded default,
+// under dir.
+func localCatalogYAML(dir string) string {
+	return fmt.Sprintf("  catalog:\n    uri: %s\n    warehouse: %s\n", filepath.Join(dir, "catalog.db"), filepath.Join(dir, "warehouse"))
+}
+
+// postgresS3CatalogYAML starts PostgreSQL and an S3 server for the test and
+// returns the sink.catalog and sink.s3 sections that use them.
+func postgresS3CatalogYAML(t *testing.T) string {
+	t.Helper()
+	dsn := testinfra.PostgresDatabaseT(t)
+	s3 := testinfra.S3T(t, "lake")
+	t.Setenv("REPLAY_E2E_S3_SECRET", s3.SecretKey)
+	return fmt.Sprintf(`  catalog:
+    uri: %s
+    warehouse: s3://lake/replay
+  s3:
+    endpoint: %s
+    region: %s
+    access_key_id: %s
+    secret_access_key: ${REPLAY_E2E_S3_SECRET}
+    path_style: true
+`, dsn, s3.Endpoint, s3.Region, s3.AccessKey)
+}
+
+func testEndToEnd(t *testing.T, catalogYAML func(dir string) string) {
 	if _, err := exec.LookPath("kcat"); err != nil {
 		t.Fatal("kcat is required for the end-to-end test as an independent Kafka client: apt-get install -y kcat")
 	}
@@ -174,14 +213,11 @@ replay:
   target: %s
   workers: 4
 sink:
-  catalog:
-    uri: %s
-    warehouse: %s
-  flush:
+%s  flush:
     rows: 64
 log:
   level: warn
-`, brokers[0], topic, srv.URL, filepath.Join(dir, "catalog.db"), filepath.Join(dir, "warehouse")))
+`, brokers[0], topic, srv.URL, catalogYAML(dir)))
 
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"run", "--config", cfgFile}, &stdout, &stderr); code != 0 {
@@ -325,7 +361,8 @@ func TestRunUnreachableCatalogNamesIt(t *testing.T) {
 	writeFile(t, blocker, "")
 	var stdout, stderr bytes.Buffer
 	code := run([]string{"run", "--run-id", "x", "--target", "http://127.0.0.1:1",
-		"--set", "sink.catalog.uri=" + filepath.Join(blocker, "catalog.db")}, &stdout, &stderr)
+		"--set", "sink.catalog.uri=" + filepath.Join(blocker, "catalog.db"),
+		"--set", "sink.catalog.warehouse=" + filepath.Join(dir, "warehouse")}, &stdout, &stderr) // not ./replay-data in the package directory
 	if code != exitError || !strings.Contains(stderr.String(), blocker) {
 		t.Fatalf("exit %d, want %d with the catalog path in the error:\n%s", code, exitError, stderr.String())
 	}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -186,6 +187,8 @@ func startReplay(t *testing.T, bin, cfgFile, logFile string) *process {
 	}
 	cmd := exec.Command(bin, "run", "--config", cfgFile)
 	cmd.Stdout, cmd.Stderr = f, f
+	// Killed with the test binary, even one stopped by its timeout.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
