@@ -102,6 +102,7 @@ func (rp *replayer) close() { rp.client.CloseIdleConnections() }
 // began) while waiting to retry. The record is then left for the next run
 // rather than recorded with an error the target did not cause.
 func (rp *replayer) replay(ctx context.Context, stop <-chan struct{}, x *schemas.Exchange) (*schemas.ReplayRow, outcome) {
+	enterStage(stageRewrite)
 	sent := rp.rewriter.request(x)
 	row := &schemas.ReplayRow{
 		RunID:         rp.runID,
@@ -115,6 +116,7 @@ func (rp *replayer) replay(ctx context.Context, stop <-chan struct{}, x *schemas
 	row.Request.Headers = rp.redactor.headers(sent.Headers)
 	row.Request.Body = rp.redactor.body(sent.Body)
 
+	enterStage(stageHTTP)
 	attempts := 1
 	if rp.retryMethods[sent.Method] {
 		attempts = rp.attempts
