@@ -490,3 +490,27 @@ func mapOfLists(col *array.Map, row int) map[string][]string {
 
 	return out
 }
+
+// TestDistinctColumns checks that the columns left out of Parquet
+// dictionaries are top-level columns of their tables.
+func TestDistinctColumns(t *testing.T) {
+	for _, name := range append(schemas.TableNames(), schemas.TableComparisonMismatches) {
+		sc := schemas.IcebergSchema(name)
+		if sc == nil {
+			sc = schemas.ComparisonSchema(name)
+		}
+		cols := schemas.DistinctColumns(name)
+		if len(cols) == 0 {
+			t.Errorf("%s: no distinct columns", name)
+		}
+		for _, c := range cols {
+			f, ok := sc.FindFieldByName(c)
+			if _, nested := f.Type.(iceberg.NestedType); !ok || nested {
+				t.Errorf("%s: distinct column %s is not a top-level primitive column of the table", name, c)
+			}
+		}
+	}
+	if schemas.DistinctColumns("nope") != nil {
+		t.Error("DistinctColumns of an unknown table must be nil")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,6 +17,8 @@ import (
 	"github.com/apache/iceberg-go/catalog"
 	sqlcat "github.com/apache/iceberg-go/catalog/sql"
 	"github.com/apache/iceberg-go/table"
+
+	"github.com/replaykit/replay/schemas"
 
 	// Catalog implementations register themselves with catalog.Load.
 	_ "github.com/apache/iceberg-go/catalog/glue"
@@ -40,6 +43,18 @@ var catalogTypes = []string{"sql", "rest", "glue", "hive", "hadoop"}
 // (write.parquet.compression-codec).
 var compressionCodecs = []string{"zstd", "snappy", "gzip", "brotli", "lz4", "lz4raw", "uncompressed"}
 
+// compressionLevels are the levels iceberg-go accepts per codec
+// (write.parquet.compression-level); -1, the codec's default, is always
+// accepted, and codecs not listed have no level.
+var compressionLevels = map[string][2]int{"zstd": {-5, 22}, "gzip": {-3, 9}, "brotli": {0, 11}}
+
+// Values of IcebergConfig.Dictionary.
+const (
+	DictionaryRepeated = "repeated"
+	DictionaryAll      = "all"
+	DictionaryNone     = "none"
+)
+
 // Warehouse URL schemes with a linked FileIO; a local path needs none.
 var warehouseSchemes = []string{"file", "s3", "s3a", "s3n", "oss"}
 
@@ -59,6 +74,26 @@ type IcebergConfig struct {
 	// write.parquet.compression-codec: zstd, snappy, gzip, brotli, lz4,
 	// lz4raw or uncompressed. Changing it updates existing tables on open.
 	Compression string `yaml:"compression"`
+	// CompressionLevel is the codec's level, the table property
+	// write.parquet.compression-level: zstd -5 to 22 (klauspost/compress
+	// has four encoders: below 3 the fastest, 3 to 5 the default, 6 to 9
+	// better, 10 and up the best), gzip -3 to 9, brotli 0 to 11; -1 is the
+	// codec's default. snappy, lz4, lz4raw and uncompressed have no level:
+	// leave it at -1.
+	CompressionLevel int `yaml:"compression_level"`
+	// RowGroupBytes bounds the uncompressed size of a Parquet row group
+	// (write.parquet.row-group-size-bytes). Each flush writes one data
+	// file per table and partition, so while a flush holds less than this
+	// each file is one row group.
+	RowGroupBytes int64 `yaml:"row_group_bytes"`
+	// Dictionary says which columns Parquet dictionary-encodes: "repeated"
+	// (the columns whose values repeat from row to row: methods, hosts,
+	// paths, header names and values, statuses, lineage, attributes; not
+	// bodies, correlation IDs, offsets, timestamps, latencies or error
+	// messages, see schemas.DistinctColumns), "all" or "none". Set as the
+	// table properties parquet.enable.dictionary and
+	// write.parquet.dict-encoding-enabled.column.<column>.
+	Dictionary string `yaml:"dictionary"`
 	// CommitRetry bounds how the sink retries a table commit that failed:
 	// lost an optimistic-concurrency race with another writer, or failed in
 	// a way that leaves its outcome unknown.
@@ -123,10 +158,13 @@ func DefaultIcebergConfig() IcebergConfig {
 			URI:       "./replay-data/catalog.db",
 			Warehouse: "./replay-data/warehouse",
 		},
-		Namespace:   "replay",
-		Flush:       FlushConfig{Rows: 10_000, Bytes: 64 << 20, Interval: 5 * time.Second},
-		Compression: "zstd",
-		CommitRetry: CommitRetryConfig{Attempts: 20, MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second},
+		Namespace:        "replay",
+		Flush:            FlushConfig{Rows: 10_000, Bytes: 64 << 20, Interval: 5 * time.Second},
+		Compression:      "zstd",
+		CompressionLevel: -1,
+		RowGroupBytes:    128 << 20,
+		Dictionary:       DictionaryAll,
+		CommitRetry:      CommitRetryConfig{Attempts: 20, MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second},
 	}
 }
 
@@ -187,6 +225,22 @@ func (c *IcebergConfig) Validate() []error {
 	}
 	if !slices.Contains(compressionCodecs, c.Compression) {
 		add("compression: unknown Parquet codec %q; use one of %s", c.Compression, strings.Join(compressionCodecs, ", "))
+	} else if lv := c.CompressionLevel; lv != -1 {
+		r, ok := compressionLevels[c.Compression]
+		switch {
+		case !ok:
+			add("compression_level: %s has no levels, got %d; use -1", c.Compression, lv)
+		case lv < r[0] || lv > r[1]:
+			add("compression_level: %s takes %d to %d (or -1 for its default), got %d", c.Compression, r[0], r[1], lv)
+		}
+	}
+	if c.RowGroupBytes < 1 {
+		add("row_group_bytes: must be ≥ 1, got %d", c.RowGroupBytes)
+	}
+	switch c.Dictionary {
+	case DictionaryRepeated, DictionaryAll, DictionaryNone:
+	default:
+		add("dictionary: must be %s, %s or %s, got %q", DictionaryRepeated, DictionaryAll, DictionaryNone, c.Dictionary)
 	}
 	r := c.CommitRetry
 	if r.Attempts < 1 {
@@ -306,3 +360,25 @@ func ensureNamespace(ctx context.Context, cat catalog.Catalog, ns table.Identifi
 
 	return err
 }
+
+// tableProperties are the properties the configuration sets on the named
+// table: how its Parquet data files are written.
+func (c IcebergConfig) tableProperties(tableName string) iceberg.Properties {
+	props := iceberg.Properties{
+		table.ParquetCompressionKey:       c.Compression,
+		table.ParquetCompressionLevelKey:  strconv.Itoa(c.CompressionLevel),
+		table.ParquetRowGroupSizeBytesKey: strconv.FormatInt(c.RowGroupBytes, 10),
+		parquetDictionaryKey:              strconv.FormatBool(c.Dictionary != DictionaryNone),
+	}
+	for _, col := range schemas.DistinctColumns(tableName) {
+		props[parquetColumnDictionaryPrefix+col] = strconv.FormatBool(c.Dictionary == DictionaryAll)
+	}
+	return props
+}
+
+// The dictionary properties iceberg-go reads (and Iceberg's Java writer,
+// through parquet-mr); table has no constants for them.
+const (
+	parquetDictionaryKey          = "parquet.enable.dictionary"
+	parquetColumnDictionaryPrefix = "write.parquet.dict-encoding-enabled.column."
+)
