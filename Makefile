@@ -4,7 +4,8 @@
 #   make test    the test suite, with the race detector
 #   make lint    gofmt, go vet, staticcheck
 #   make fuzz    fuzz the envelope decoder for FUZZTIME
-#   make bench   Go benchmarks (memory under a slow target, ...)
+#   make bench   Go benchmarks, then replay-bench's table of measurements
+#                against baselines taken in the same run (BENCHMARKS.md)
 
 GO          ?= go
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -12,7 +13,9 @@ LDFLAGS     := -s -w -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 30s
 
-.PHONY: all build test demo lint fuzz bench clean
+PEERS       := bin/peers
+
+.PHONY: all build test demo lint fuzz bench bench-setup clean
 
 all: build
 
@@ -33,10 +36,15 @@ lint:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./schemas
 
-bench:
+# The peers replay-bench compares with (vegeta, GoReplay); never fails.
+bench-setup:
+	@GO=$(GO) ./bench/setup-peers.sh $(PEERS)
+
+bench: build bench-setup
 	$(GO) test -run '^$$' -bench . -benchmem ./schemas ./normalize
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 5x ./compare
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 5000x ./pipeline
+	$(GO) run ./cmd/replay-bench -replay bin/replay -goreplay $(PEERS)/goreplay -vegeta $(PEERS)/vegeta -peer-logs $(PEERS)
 
 clean:
 	rm -rf bin replay-data
