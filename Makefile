@@ -40,10 +40,16 @@ fuzz:
 bench-setup:
 	@GO=$(GO) ./bench/setup-peers.sh $(PEERS)
 
+# Go benchmarks of the hot functions with their allocations (decode, Arrow
+# row append, normalize+diff, rewrite, live comparison) and of the Parquet
+# settings through the sink; then replay-bench, whose table BENCHMARKS.md
+# quotes. The pipeline's and compare's other benchmarks (backlog memory,
+# rate, pace, the compare job) are measured by replay-bench; run them with
+# go test -bench . ./pipeline ./compare.
 bench: build bench-setup
 	$(GO) test -run '^$$' -bench . -benchmem ./schemas ./normalize
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 5x ./compare
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 5000x ./pipeline
+	$(GO) test -run '^$$' -bench 'Rewrite|LiveCompare' -benchmem ./pipeline
+	$(GO) test -run '^$$' -bench SinkSettings -benchtime 2x ./bench
 	$(GO) run ./cmd/replay-bench -replay bin/replay -goreplay $(PEERS)/goreplay -vegeta $(PEERS)/vegeta -peer-logs $(PEERS)
 
 clean:

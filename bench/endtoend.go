@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/replaykit/replay/config"
@@ -31,8 +32,9 @@ type serviceRun struct {
 func (r serviceRun) rate() float64 { return float64(r.records) / r.elapsed.Seconds() }
 
 // runConfig is the configuration of a measured run: the embedded default
-// with the broker, topic, target and a warehouse under dir.
-func runConfig(brokers []string, t *topic, group, targetURL, dir string, workers int) config.Config {
+// with the broker, topic, target and a warehouse under dir, then sets
+// (field.path=value, as replay's --set takes them) applied.
+func runConfig(brokers []string, t *topic, group, targetURL, dir string, workers int, sets []string) (config.Config, error) {
 	cfg := config.Default()
 	cfg.RunID = group
 	cfg.Log.Level = "warn"
@@ -44,7 +46,13 @@ func runConfig(brokers []string, t *topic, group, targetURL, dir string, workers
 	cfg.Pipeline.Replay.Workers = workers
 	cfg.Sink.Catalog.URI = filepath.Join(dir, "catalog.db")
 	cfg.Sink.Catalog.Warehouse = filepath.Join(dir, "warehouse")
-	return cfg
+	for _, kv := range sets {
+		k, v, _ := strings.Cut(kv, "=")
+		if err := config.Set(&cfg, k, v); err != nil {
+			return cfg, fmt.Errorf("-set %s: %w", kv, err)
+		}
+	}
+	return cfg, nil
 }
 
 // runService replays topic t to tgt through service.Run, as `replay run`

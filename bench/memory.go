@@ -29,7 +29,7 @@ type memoryResult struct {
 // to tgt. It lets the process run for window after the target's first
 // request, reads its peak resident set (VmHWM) and kills it: the backlog
 // is not drained, it only has to exist.
-func measureMemory(ctx context.Context, replayBin string, brokers []string, t *topic, tgt *target, group, dir string, window time.Duration) (memoryResult, error) {
+func measureMemory(ctx context.Context, replayBin string, brokers []string, t *topic, tgt *target, group, dir string, window time.Duration, sets []string) (memoryResult, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return memoryResult{}, err
 	}
@@ -55,7 +55,11 @@ func measureMemory(ctx context.Context, replayBin string, brokers []string, t *t
 	}
 	defer logf.Close()
 	tgt.reset()
-	cmd := exec.CommandContext(ctx, replayBin, "run", "--config", path)
+	args := []string{"run", "--config", path}
+	for _, kv := range sets {
+		args = append(args, "--set", kv)
+	}
+	cmd := exec.CommandContext(ctx, replayBin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		return memoryResult{}, fmt.Errorf("start %s: %w", replayBin, err)

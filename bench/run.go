@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/replaykit/replay/pipeline"
-	"github.com/replaykit/replay/sinks"
 )
 
 // Options say what to measure and how much. DefaultOptions are what
@@ -35,6 +34,10 @@ type Options struct {
 	// GoReplay and Vegeta are the peers' binaries, PeerSetupDir where the
 	// setup step left its logs (<name>.err when an install failed).
 	GoReplay, Vegeta, PeerSetupDir string
+	// Sets change the configuration of every replay run (the end-to-end,
+	// size-scaling and memory lines) and the sink line's sink, as
+	// replay's --set does: "sink.flush.rows=50000".
+	Sets []string
 	// Only, when not empty, names the measurements to take: e2e, sink,
 	// consume, rate, compare, memory, sizes, peers.
 	Only       []string
@@ -62,7 +65,7 @@ var e2eSizes = Sizes{Min: 1024, Max: 2048}
 // because a number missed its goal.
 func Run(ctx context.Context, o Options) (*Table, error) {
 	began := time.Now()
-	r := &runner{o: o, t: &Table{}}
+	r := &runner{o: o, t: &Table{}, began: began}
 	r.t.Header = machine(o)
 	br, err := startBroker(ctx)
 	if err != nil {
@@ -96,17 +99,19 @@ func Run(ctx context.Context, o Options) (*Table, error) {
 }
 
 type runner struct {
-	o    Options
-	t    *Table
-	br   *broker
-	e2e  *topic
-	fast *target
-	ours float64 // end-to-end records/s, for the peers' lines
-	n    int     // scratch directories handed out
+	o     Options
+	t     *Table
+	br    *broker
+	e2e   *topic
+	fast  *target
+	ours  float64 // end-to-end records/s, for the peers' lines
+	n     int     // scratch directories handed out
+	began time.Time
 }
 
 func (r *runner) step(format string, args ...any) {
-	fmt.Fprintf(r.o.Progress, "replay-bench: "+format+"\n", args...)
+	fmt.Fprintf(r.o.Progress, "replay-bench %5s: "+format+"\n",
+		append([]any{time.Since(r.began).Round(time.Second).String()}, args...)...)
 }
 
 // dir returns a fresh scratch directory.
@@ -126,18 +131,22 @@ func (r *runner) endToEnd(ctx context.Context) error {
 	// The baseline runs half before and half after ours, so that load
 	// from elsewhere on the machine weighs on both alike.
 	r.step("end-to-end: bare pool, first half")
-	before, err := runBarePool(ctx, o.Workers, reqs[:len(reqs)/2])
+	bareCPU := map[string]time.Duration{}
+	before, err := profiled(bareCPU, func() (bareResult, error) { return runBarePool(ctx, o.Workers, reqs[:len(reqs)/2]) })
 	if err != nil {
 		return err
 	}
 	r.step("end-to-end: replay run, %d records, CPU profiled", o.Records)
-	cfg := runConfig(r.br.addrs, r.e2e, "bench-e2e", r.fast.URL, r.dir("e2e"), o.Workers)
+	cfg, err := runConfig(r.br.addrs, r.e2e, "bench-e2e", r.fast.URL, r.dir("e2e"), o.Workers, o.Sets)
+	if err != nil {
+		return err
+	}
 	run, err := runService(ctx, cfg, r.e2e, r.fast, true)
 	if err != nil {
 		return err
 	}
 	r.step("end-to-end: bare pool, second half")
-	after, err := runBarePool(ctx, o.Workers, reqs[len(reqs)/2:])
+	after, err := profiled(bareCPU, func() (bareResult, error) { return runBarePool(ctx, o.Workers, reqs[len(reqs)/2:]) })
 	if err != nil {
 		return err
 	}
@@ -151,23 +160,57 @@ func (r *runner) endToEnd(ctx context.Context) error {
 	r.t.add(Line{Item: "1", What: fmt.Sprintf("end-to-end: %s records of %d–%d B bodies, %d partitions, %d workers, both tables committed",
 		group(float64(o.Records)), e2eSizes.Min, e2eSizes.Max, o.Partitions, o.Workers),
 		Ours: perSec(run.rate()), Baseline: "bare net/http pool " + perSec(bare), Ratio: ratio(run.rate(), bare), Goal: "≥ 0.80"})
-	r.t.add(Line{What: "CPU µs per record by stage (pprof labels)", Ours: stageSplit(run.cpu, run.records)})
+	bareUS := func(stage string) float64 { return float64(bareCPU[stage].Microseconds()) / float64(len(reqs)) }
+	oursUS := float64(ourCPU(run.cpu).Microseconds()) / float64(run.records)
+	r.t.add(Line{What: "CPU µs per record by stage (pprof labels)", Ours: stageSplit(run.cpu, run.records),
+		Baseline: fmt.Sprintf("bare pool %.1f (client %.1f, runtime %.1f); target %.1f",
+			bareUS(stageBare)+bareUS(stageUnlabeled), bareUS(stageBare), bareUS(stageUnlabeled), bareUS(stageTarget)),
+		Ratio: fmt.Sprintf("%.2f (CPU, target included)", (bareUS(stageBare)+bareUS(stageUnlabeled)+bareUS(stageTarget))/(oursUS+float64(run.cpu[stageTarget].Microseconds())/float64(run.records))),
+		Goal:  "—"})
 	return nil
+}
+
+// profiled runs f under a CPU profile and adds its CPU by stage to cpu.
+func profiled(cpu map[string]time.Duration, f func() (bareResult, error)) (bareResult, error) {
+	p, err := startCPUProfile()
+	if err != nil {
+		return bareResult{}, err
+	}
+	res, err := f()
+	byStage, perr := p.stop()
+	if err != nil {
+		return res, err
+	}
+	for k, v := range byStage {
+		cpu[k] += v
+	}
+	return res, perr
+}
+
+// ourStages are replay's own stages in flow order: franz-go's goroutines,
+// the pipeline's, and the runtime (garbage collection) they cause.
+var ourStages = []string{stageKafkaClient, pipeline.StagePoll, pipeline.StageDecode, pipeline.StageRewrite,
+	pipeline.StageHTTP, pipeline.StageAppend, pipeline.StageFlush, stageUnlabeled}
+
+// ourCPU is the CPU of replay's own stages.
+func ourCPU(cpu map[string]time.Duration) time.Duration {
+	var sum time.Duration
+	for _, s := range ourStages {
+		sum += cpu[s]
+	}
+	return sum
 }
 
 // stageSplit renders the CPU of a profiled run per record: the
 // pipeline's stages in flow order, then the rest of the process.
 func stageSplit(cpu map[string]time.Duration, records int) string {
 	us := func(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d.Microseconds())/float64(records)) }
-	var ours time.Duration
 	var parts []string
-	for _, s := range []string{stageKafkaClient, pipeline.StagePoll, pipeline.StageDecode, pipeline.StageRewrite,
-		pipeline.StageHTTP, pipeline.StageAppend, pipeline.StageFlush, stageUnlabeled} {
-		ours += cpu[s]
+	for _, s := range ourStages {
 		parts = append(parts, s+" "+us(cpu[s]))
 	}
-	return fmt.Sprintf("replay %s = %s; on the same cores: target %s, broker %s",
-		us(ours), strings.Join(parts, ", "), us(cpu[stageTarget]), us(cpu[stageBroker]))
+	return fmt.Sprintf("replay %s = %s; target %s, broker %s",
+		us(ourCPU(cpu)), strings.Join(parts, ", "), us(cpu[stageTarget]), us(cpu[stageBroker]))
 }
 
 // sink is line 2.
@@ -175,7 +218,11 @@ func (r *runner) sink(ctx context.Context) error {
 	o := r.o
 	r.step("sink: %d results through the Iceberg sink, then bare pqarrow", o.SinkResults)
 	results := sinkResults("bench-sink", o.SinkResults, e2eSizes)
-	cfg := sinks.DefaultIcebergConfig()
+	full, err := runConfig(nil, r.e2e, "bench-sink", r.fast.URL, r.dir("sink-config"), o.Workers, o.Sets)
+	if err != nil {
+		return err
+	}
+	cfg := full.Sink
 	ours, err := sinkOurs(ctx, cfg, r.dir("sink"), results)
 	if err != nil {
 		return err
@@ -308,7 +355,7 @@ func (r *runner) memory(ctx context.Context) error {
 		var peaks [2]memoryResult
 		for j, t := range []*topic{r.e2e, big} {
 			r.step("memory: %s, backlog of %d, %s window", c.name, t.records, o.Window)
-			peaks[j], err = measureMemory(ctx, o.ReplayBin, r.br.addrs, t, c.tgt, fmt.Sprintf("bench-memory-%d-%d", i, j), r.dir("memory"), o.Window)
+			peaks[j], err = measureMemory(ctx, o.ReplayBin, r.br.addrs, t, c.tgt, fmt.Sprintf("bench-memory-%d-%d", i, j), r.dir("memory"), o.Window, o.Sets)
 			if err != nil {
 				return err
 			}
@@ -340,7 +387,12 @@ func (r *runner) sizes(ctx context.Context) error {
 		// The candidate answers with a body of the same size.
 		body := titleBody(1, c.size, newRand(1))
 		tgt := startTarget(ctx, withBody(body))
-		run, err := runService(ctx, runConfig(r.br.addrs, t, fmt.Sprintf("bench-size-%d", c.size), tgt.URL, r.dir("size"), o.Workers), t, tgt, false)
+		cfg, err := runConfig(r.br.addrs, t, fmt.Sprintf("bench-size-%d", c.size), tgt.URL, r.dir("size"), o.Workers, o.Sets)
+		if err != nil {
+			tgt.close()
+			return err
+		}
+		run, err := runService(ctx, cfg, t, tgt, false)
 		if err != nil {
 			tgt.close()
 			return err

@@ -37,6 +37,8 @@ func main() {
 	flag.StringVar(&o.Vegeta, "vegeta", "", "vegeta binary (make bench-setup installs it)")
 	flag.StringVar(&o.PeerSetupDir, "peer-logs", "", "where make bench-setup left <peer>.err when an install failed")
 	flag.StringVar(&o.CPUProfile, "cpuprofile", "", "write the end-to-end run's CPU profile (with stage labels) to this file")
+	flag.Func("set", "change a field of every replay run's configuration, as replay run --set does (repeatable): -set sink.flush.rows=50000",
+		func(v string) error { o.Sets = append(o.Sets, v); return nil })
 	flag.Func("only", "take only these measurements, comma-separated: e2e, sink, consume, rate, compare, memory, sizes, peers",
 		func(v string) error { o.Only = strings.Split(v, ","); return nil })
 	flag.Parse()
