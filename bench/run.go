@@ -18,16 +18,16 @@ import (
 // Options say what to measure and how much. DefaultOptions are what
 // `make bench` runs.
 type Options struct {
-	Workers     int           // replay.workers, and the baselines' worker count
-	Records     int           // end-to-end records
-	Partitions  int32         // partitions of the capture topics
-	SinkResults int           // results (a production and a replay row each) of the sink line
-	RateSeconds time.Duration // how long each rate of the rate-accuracy lines runs
-	Rates       []float64     // requests per second of the rate-accuracy lines
-	Pairs       int           // pairs of the compare line
-	Backlog     int           // records of the large backlog of the memory lines
-	Window      time.Duration // how long a memory run goes on once replaying
-	PeerSeconds time.Duration // how long vegeta attacks
+	Workers        int           // replay.workers, and the baselines' worker count
+	Records        int           // end-to-end records
+	Partitions     int32         // partitions of the capture topics
+	SinkResults    int           // results (a production and a replay row each) of the sink line
+	RateDuration   time.Duration // how long each rate of the rate-accuracy lines runs
+	Rates          []float64     // requests per second of the rate-accuracy lines
+	Pairs          int           // pairs of the compare line
+	Backlog        int           // records of the large backlog of the memory lines
+	Window         time.Duration // how long a memory run goes on once replaying
+	VegetaDuration time.Duration // how long vegeta attacks
 	// ReplayBin is the built replay binary, for the memory lines; empty:
 	// those lines are skipped.
 	ReplayBin string
@@ -51,8 +51,8 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{
 		Workers: 8, Records: 200_000, Partitions: 12, SinkResults: 50_000,
-		RateSeconds: 10 * time.Second, Rates: []float64{1000, 5000, 10000},
-		Pairs: 20_000, Backlog: 1_000_000, Window: 15 * time.Second, PeerSeconds: 5 * time.Second,
+		RateDuration: 10 * time.Second, Rates: []float64{1000, 5000, 10000},
+		Pairs: 20_000, Backlog: 1_000_000, Window: 15 * time.Second, VegetaDuration: 5 * time.Second,
 		Progress: io.Discard,
 	}
 }
@@ -77,7 +77,7 @@ func Run(ctx context.Context, o Options) (*Table, error) {
 	if r.e2e, err = br.produce(ctx, "captures-e2e", o.Partitions, o.Records, e2eSizes); err != nil {
 		return nil, err
 	}
-	fast := startTarget(ctx, withStamps(max(o.Records, int(slices.Max(o.Rates)*o.RateSeconds.Seconds())+1)))
+	fast := startTarget(ctx, withStamps(max(o.Records, int(slices.Max(o.Rates)*o.RateDuration.Seconds())+1)))
 	defer fast.close()
 	r.fast = fast
 	for _, m := range []struct {
@@ -268,8 +268,8 @@ func (r *runner) consume(ctx context.Context) error {
 func (r *runner) rate(ctx context.Context) error {
 	o := r.o
 	for i, rps := range o.Rates {
-		n := int(rps * o.RateSeconds.Seconds())
-		r.step("rate: %.0f/s for %s, replay then a scheduled bare pool", rps, o.RateSeconds)
+		n := int(rps * o.RateDuration.Seconds())
+		r.step("rate: %.0f/s for %s, replay then a scheduled bare pool", rps, o.RateDuration)
 		got, err := replayPaced(ctx, r.fast, o.Workers, n, func(int) time.Duration { return 0 }, func(c *pipeline.Config) {
 			c.Replay.Mode, c.Replay.Rate, c.Replay.Burst = pipeline.ModeRate, rps, 1
 		})
@@ -287,7 +287,7 @@ func (r *runner) rate(ctx context.Context) error {
 		if i == 0 {
 			item = "4"
 		}
-		r.t.add(Line{Item: item, What: fmt.Sprintf("rate %s/s for %s: achieved rate", group(rps), o.RateSeconds),
+		r.t.add(Line{Item: item, What: fmt.Sprintf("rate %s/s for %s: achieved rate", group(rps), o.RateDuration),
 			Ours: fmt.Sprintf("%.1f/s", ours.achieved), Baseline: "requested " + perSec(rps),
 			Ratio: fmt.Sprintf("%.4f", ours.achieved/rps), Goal: "within 1%"})
 		r.t.add(Line{What: fmt.Sprintf("rate %s/s: p99 inter-request gap error", group(rps)),
@@ -311,9 +311,9 @@ func (r *runner) rate(ctx context.Context) error {
 	bare := paceOf(got, want)
 	r.t.add(Line{What: fmt.Sprintf("pace %d×: replayed span over captured span / %d (bursts of 10 at 100 µs, 10 ms apart)", pace, pace),
 		Ours: fmt.Sprintf("%.4f", ours.spanRatio), Baseline: "1 (the captured gaps, scaled)", Ratio: fmt.Sprintf("%.4f", ours.spanRatio), Goal: "within 1%"})
-	r.t.add(Line{What: fmt.Sprintf("pace %d×: median | p99 error of each arrival vs its scaled capture offset", pace),
-		Ours:     fmt.Sprintf("%d | %d µs", ours.median.Microseconds(), ours.p99Offset.Microseconds()),
-		Baseline: fmt.Sprintf("scheduled bare pool %d | %d µs", bare.median.Microseconds(), bare.p99Offset.Microseconds()),
+	r.t.add(Line{What: fmt.Sprintf("pace %d×: median / p99 error of each arrival vs its scaled capture offset", pace),
+		Ours:     fmt.Sprintf("%d / %d µs", ours.median.Microseconds(), ours.p99Offset.Microseconds()),
+		Baseline: fmt.Sprintf("scheduled bare pool %d / %d µs", bare.median.Microseconds(), bare.p99Offset.Microseconds()),
 		Ratio:    ratio(float64(ours.median), float64(bare.median)), Goal: "—"})
 	return nil
 }
@@ -451,9 +451,9 @@ func (r *runner) peers(ctx context.Context) error {
 			fmt.Sprintf("GoReplay, %s requests from a .gor file", group(float64(n))),
 			func(bin, dir string) (peerResult, error) { return runGoReplay(ctx, bin, dir, r.fast, o.Workers, reqs) }},
 		{peer{"vegeta", o.Vegeta, filepath.Join(o.PeerSetupDir, "vegeta.err")},
-			fmt.Sprintf("vegeta attack -rate 0, %s", o.PeerSeconds),
+			fmt.Sprintf("vegeta attack -rate 0, %s", o.VegetaDuration),
 			func(bin, dir string) (peerResult, error) {
-				return runVegeta(ctx, bin, dir, r.fast, o.Workers, reqs, o.PeerSeconds)
+				return runVegeta(ctx, bin, dir, r.fast, o.Workers, reqs, o.VegetaDuration)
 			}},
 	} {
 		if why := p.unavailable(); why != "" {

@@ -38,7 +38,11 @@ func (t *Table) Print(w io.Writer) {
 	fmt.Fprintln(w)
 	rows := [][]string{{"#", "measurement", "ours", "baseline (same run)", "ratio", "goal"}}
 	for _, l := range t.Lines {
-		rows = append(rows, []string{l.Item, l.What, l.Ours, l.Baseline, l.Ratio, l.Goal})
+		row := []string{l.Item, l.What, l.Ours, l.Baseline, l.Ratio, l.Goal}
+		for i, c := range row {
+			row[i] = strings.ReplaceAll(c, "|", "/") // a "|" would split the cell in Markdown
+		}
+		rows = append(rows, row)
 	}
 	widths := make([]int, len(rows[0]))
 	for _, r := range rows {
