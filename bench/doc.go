@@ -29,5 +29,5 @@
 // It is a harness, not a test: it never fails on a slow number, only
 // when a measurement could not be taken. Nothing here runs in `make
 // test`. github.com/google/pprof/profile (the pprof tool's own parser)
-// reads the CPU profile.
+// reads the CPU profile; golang.org/x/text/message prints the numbers.
 package bench

@@ -5,6 +5,9 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"golang.org/x/text/language"
+	"golang.org/x/text/message"
 )
 
 // Line is one line of the table: a measurement, the baseline taken right
@@ -79,23 +82,11 @@ func (t *Table) Print(w io.Writer) {
 
 func perSec(v float64) string { return group(v) + "/s" }
 
+// english prints numbers with thousands separators.
+var english = message.NewPrinter(language.English)
+
 // group renders v rounded, with thousands separators: 12,345.
-func group(v float64) string {
-	s := fmt.Sprintf("%.0f", v)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
+func group(v float64) string { return english.Sprintf("%.0f", v) }
 
 func ratio(ours, base float64) string {
 	if base == 0 {
