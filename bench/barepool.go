@@ -25,16 +25,16 @@ type request struct {
 	body   []byte
 }
 
-// bareRequests returns the requests replay sends for the first n
-// generated captures of the given sizes, aimed at targetURL.
-func bareRequests(targetURL string, n int, sizes Sizes) ([]request, error) {
+// bareRequests returns the requests replay sends for n generated
+// captures of the given sizes from the first-th on, aimed at targetURL.
+func bareRequests(targetURL string, n int, sizes Sizes, first int) ([]request, error) {
 	base, err := url.Parse(targetURL)
 	if err != nil {
 		return nil, fmt.Errorf("target URL %q: %w", targetURL, err)
 	}
 	out := make([]request, n)
 	for i := range out {
-		x := exchange(i, sizes)
+		x := exchange(first+i, sizes)
 		h := make(http.Header, len(x.Request.Headers)+1)
 		for k, vs := range x.Request.Headers {
 			h[http.CanonicalHeaderKey(k)] = vs

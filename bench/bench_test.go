@@ -40,7 +40,7 @@ func TestCapturesAreValidAndSized(t *testing.T) {
 // TestGorFile checks the .gor file GoReplay reads: per request a header
 // line, the raw request and the separator.
 func TestGorFile(t *testing.T) {
-	reqs, err := bareRequests("http://127.0.0.1:9/", 2, e2eSizes)
+	reqs, err := bareRequests("http://127.0.0.1:9/", 2, e2eSizes, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -97,7 +97,7 @@ func replayPaced(ctx context.Context, tgt *target, workers, n int, gap func(int)
 // sending request i at start+at(i) on their own, each sleeping until its
 // request is due, with a bare net/http client.
 func schedulePaced(ctx context.Context, tgt *target, workers, n int, at func(i int) time.Duration) ([]time.Time, error) {
-	reqs, err := bareRequests(tgt.URL, 1, Sizes{Min: 16, Max: 16})
+	reqs, err := bareRequests(tgt.URL, 1, Sizes{Min: 16, Max: 16}, 0)
 	if err != nil {
 		return nil, err
 	}
