@@ -5,7 +5,8 @@
 #   make test-integration  replica processes on a PostgreSQL catalog: SIGKILLs, a SIGSTOPped zombie
 #   make lint    gofmt, go vet, staticcheck
 #   make fuzz    fuzz the envelope decoder for FUZZTIME
-#   make bench   Go benchmarks (memory under a slow target, ...)
+#   make bench   Go benchmarks, then replay-bench's table of measurements
+#                against baselines taken in the same run (BENCHMARKS.md)
 #   make bench-scaling  commit contention with 1..16 replica processes on a PostgreSQL catalog
 
 GO          ?= go
@@ -14,7 +15,9 @@ LDFLAGS     := -s -w -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 30s
 
-.PHONY: all build test test-integration demo lint fuzz bench bench-scaling clean
+PEERS       := bin/peers
+
+.PHONY: all build test test-integration demo lint fuzz bench bench-setup bench-scaling clean
 
 all: build
 
@@ -40,10 +43,21 @@ lint:
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./schemas
 
-bench:
+# The peers replay-bench compares with (vegeta, GoReplay); never fails.
+bench-setup:
+	@GO=$(GO) ./bench/setup-peers.sh $(PEERS)
+
+# Go benchmarks of the hot functions with their allocations (decode, Arrow
+# row append, normalize+diff, rewrite, live comparison) and of the Parquet
+# settings through the sink; then replay-bench, whose table BENCHMARKS.md
+# quotes. The pipeline's and compare's other benchmarks (backlog memory,
+# rate, pace, the compare job) are measured by replay-bench; run them with
+# go test -bench . ./pipeline ./compare.
+bench: build bench-setup
 	$(GO) test -run '^$$' -bench . -benchmem ./schemas ./normalize
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 5x ./compare
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 5000x ./pipeline
+	$(GO) test -run '^$$' -bench 'Rewrite|LiveCompare' -benchmem ./pipeline
+	$(GO) test -run '^$$' -bench SinkSettings -benchtime 2x ./bench
+	$(GO) run ./cmd/replay-bench -replay bin/replay -goreplay $(PEERS)/goreplay -vegeta $(PEERS)/vegeta -peer-logs $(PEERS)
 
 # Replica processes of one group on a shared PostgreSQL catalog: table
 # commits/s, conflict retries per commit, p99 commit latency. Not in make test.

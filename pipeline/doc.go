@@ -48,6 +48,10 @@
 // sent) is dropped together with every record behind it in its partition,
 // so the source delivers them again.
 //
+// Its goroutines carry the pprof label "stage" (stages.go: poll, decode,
+// rewrite, http, append, flush), so a CPU profile of a running replay,
+// or replay-bench's, splits the CPU by stage.
+//
 // It owns no I/O but the HTTP requests to the targets (and the DNS lookups
 // of the production check in New): it does not know Kafka, files or
 // Iceberg, only the interfaces in interfaces.go. conc was chosen for pools

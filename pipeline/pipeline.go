@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -218,6 +219,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 
 	var bg conc.WaitGroup
 	bg.Go(func() {
+		enterStage(stageAppend)
 		defer close(r.sinkDone)
 		if rec := panics.Try(func() { r.sinkErr = p.sinkLoop(ctx, workCtx, r) }); rec != nil {
 			r.sinkErr = fmt.Errorf("sink goroutine panicked: %w", rec.AsError())
@@ -229,9 +231,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	bg.Go(func() { p.graceWatchdog(ctx, drained, stopWork) })
 
 	var intakeErr error
-	if rec := panics.Try(func() { intakeErr = p.intake(intakeCtx, workCtx, r) }); rec != nil {
-		intakeErr = fmt.Errorf("intake panicked: %w", rec.AsError())
-	}
+	// The intake switches between the poll and decode labels (stages.go);
+	// pprof.Do gives the caller's goroutine its own labels back after.
+	pprof.Do(intakeCtx, pprof.Labels(StageLabel, StageDecode), func(intakeCtx context.Context) {
+		if rec := panics.Try(func() { intakeErr = p.intake(intakeCtx, workCtx, r) }); rec != nil {
+			intakeErr = fmt.Errorf("intake panicked: %w", rec.AsError())
+		}
+	})
 	if !errors.Is(intakeErr, io.EOF) {
 		// At the end of the input, requests queued behind their ordering
 		// key still go out: the workers drain them below.
@@ -291,7 +297,9 @@ func (p *Pipeline) graceWatchdog(ctx context.Context, drained <-chan struct{}, s
 // fails or ends (io.EOF).
 func (p *Pipeline) intake(ctx, workCtx context.Context, r *run) error {
 	for {
+		enterStage(stagePoll)
 		recs, err := p.src.Poll(ctx)
+		enterStage(stageDecode)
 		batch := r.seq.newBatch()
 		p.stats.consumed.Add(int64(len(recs)))
 		for i := range recs {
@@ -734,6 +742,7 @@ func (p *Pipeline) sinkLoop(ctx, workCtx context.Context, r *run) error {
 // take hands one released result to the sink and frees its slot. A result
 // fenced off by a Revoke that gave up waiting is dropped instead.
 func (p *Pipeline) take(r *run, t *ticket) error {
+	enterStage(stageAppend)
 	defer p.release(r, 1)
 	if !r.seq.writable(t) {
 		p.stats.discarded.Add(1)
@@ -808,6 +817,7 @@ func (p *Pipeline) flush(ctx context.Context, r *run, reason string) error {
 }
 
 func (p *Pipeline) flushSink(ctx context.Context, r *run, reason string) error {
+	enterStage(stageFlush)
 	rows, bytes := p.sink.Buffered()
 	if rows == 0 {
 		return nil

@@ -102,6 +102,7 @@ func (rp *replayer) close() { rp.client.CloseIdleConnections() }
 // began) while waiting to retry. The record is then left for the next run
 // rather than recorded with an error the target did not cause.
 func (rp *replayer) replay(ctx context.Context, stop <-chan struct{}, x *schemas.Exchange) (*schemas.ReplayRow, outcome) {
+	enterStage(stageRewrite)
 	sent := rp.rewriter.request(x)
 	row := &schemas.ReplayRow{
 		RunID:         rp.runID,
@@ -115,6 +116,7 @@ func (rp *replayer) replay(ctx context.Context, stop <-chan struct{}, x *schemas
 	row.Request.Headers = rp.redactor.headers(sent.Headers)
 	row.Request.Body = rp.redactor.body(sent.Body)
 
+	enterStage(stageHTTP)
 	attempts := 1
 	if rp.retryMethods[sent.Method] {
 		attempts = rp.attempts
@@ -183,7 +185,7 @@ func (rp *replayer) attempt(ctx context.Context, sent schemas.Request) attemptRe
 		return attemptResult{kind: kind, message: err.Error(), failed: true, retryable: retry}
 	}
 	defer resp.Body.Close()
-	body, readErr := io.ReadAll(io.LimitReader(resp.Body, rp.maxBody+1))
+	body, readErr := readBody(resp.Body, resp.ContentLength, rp.maxBody)
 	latency := time.Since(start)
 	if readErr != nil && ctx.Err() != nil {
 		return attemptResult{abandoned: true}
@@ -227,8 +229,13 @@ func backoff(n int, minB, maxB time.Duration) time.Duration {
 
 // newHTTPRequest builds the request for a prepared schemas.Request sent to
 // targetHost; sent.Host is the Host header. The path keeps its captured
-// escaping.
+// escaping. The URL is built, not rendered and parsed again; a path or
+// query with an ASCII control character is refused, as url.Parse refuses
+// it.
 func newHTTPRequest(ctx context.Context, targetHost string, sent schemas.Request) (*http.Request, error) {
+	if hasCTL(sent.Path) || hasCTL(sent.Query) {
+		return nil, fmt.Errorf("invalid control character in the path or query %q", sent.Path+"?"+sent.Query)
+	}
 	u := &url.URL{Scheme: sent.Scheme, Host: targetHost, RawQuery: sent.Query}
 	if p, err := url.PathUnescape(sent.Path); err == nil {
 		u.Path, u.RawPath = p, sent.Path
@@ -239,13 +246,43 @@ func newHTTPRequest(ctx context.Context, targetHost string, sent schemas.Request
 	if len(sent.Body) > 0 {
 		body = bytes.NewReader(sent.Body)
 	}
-	req, err := http.NewRequestWithContext(ctx, sent.Method, u.String(), body)
+	req, err := http.NewRequestWithContext(ctx, sent.Method, "", body)
 	if err != nil {
 		return nil, err
 	}
+	req.URL = u
 	req.Header = http.Header(sent.Headers)
 	req.Host = sent.Host
 	return req, nil
+}
+
+// hasCTL reports whether s has an ASCII control character.
+func hasCTL(s string) bool {
+	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
+}
+
+// readBody reads r to its end, at most limit+1 bytes, into a buffer sized
+// for size bytes (the Content-Length; -1 when unknown) so that a body of
+// known length is read without growing the buffer.
+func readBody(r io.Reader, size, limit int64) ([]byte, error) {
+	r = io.LimitReader(r, limit+1)
+	if size < 0 || size > limit {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, size+1) // +1: the read that meets the end
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // longer than announced: grow
+		}
+	}
 }
 
 // lineage reads the response headers named prefix+key into key → values.

@@ -402,3 +402,70 @@ func TestReplayResponse(t *testing.T) {
 		}
 	})
 }
+
+// TestNewHTTPRequestSendsTheCapturedPath holds newHTTPRequest, which
+// builds the URL, to what rendering it and parsing it again (as the
+// request line is written) gives: the same request URI and host, and a
+// refusal of control characters.
+func TestNewHTTPRequestSendsTheCapturedPath(t *testing.T) {
+	for _, tc := range []struct{ path, query string }{
+		{"/v1/titles/42", "lang=en&region=us"},
+		{"/v1/a%2Fb/c", ""},        // an escaped slash stays escaped
+		{"/v1/caf%C3%A9", "q=%20"}, // escaped UTF-8
+		{"/v1/café", "q=a b"},      // unescaped UTF-8, a space in the query
+		{"/v1/%zz", ""},            // not a valid escape
+		{"//double/slash", "a;b=1"},
+		{"/semi;colon/x", ""},
+		{"/with?question", ""},
+	} {
+		sent := schemas.Request{Method: http.MethodGet, Scheme: "http", Host: "api.example.com", Path: tc.path, Query: tc.query}
+		got, err := newHTTPRequest(t.Context(), "127.0.0.1:8080", sent)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.path, err)
+		}
+		u := &url.URL{Scheme: "http", Host: "127.0.0.1:8080", RawQuery: tc.query}
+		if p, err := url.PathUnescape(tc.path); err == nil {
+			u.Path, u.RawPath = p, tc.path
+		} else {
+			u.Path = tc.path
+		}
+		want, err := http.NewRequest(http.MethodGet, u.String(), nil)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.path, err)
+		}
+		if got.URL.RequestURI() != want.URL.RequestURI() || got.URL.Host != want.URL.Host || got.Host != "api.example.com" {
+			t.Errorf("%q %q: request URI %q host %q (Host header %q), want %q %q", tc.path, tc.query,
+				got.URL.RequestURI(), got.URL.Host, got.Host, want.URL.RequestURI(), want.URL.Host)
+		}
+	}
+	for _, bad := range []schemas.Request{{Path: "/a\nb"}, {Path: "/a", Query: "x=1\r\nHost: evil"}, {Path: "/\x7f"}} {
+		bad.Method, bad.Scheme = http.MethodGet, "http"
+		if _, err := newHTTPRequest(t.Context(), "127.0.0.1:8080", bad); err == nil {
+			t.Errorf("path %q query %q: no error for a control character", bad.Path, bad.Query)
+		}
+	}
+}
+
+// TestReadBody reads bodies of announced, unannounced and wrong lengths,
+// up to the limit and one byte over it.
+func TestReadBody(t *testing.T) {
+	body := strings.Repeat("x", 100)
+	for _, tc := range []struct {
+		name        string
+		size, limit int64
+		want        int
+	}{
+		{"announced", 100, 1000, 100},
+		{"unknown", -1, 1000, 100},
+		{"shorter than announced", 150, 1000, 100},
+		{"longer than announced", 10, 1000, 100},
+		{"at the limit", 100, 100, 100},
+		{"over the limit", 100, 50, 51},
+		{"announced over the limit", 1 << 30, 50, 51},
+	} {
+		got, err := readBody(strings.NewReader(body), tc.size, tc.limit)
+		if err != nil || len(got) != tc.want || string(got) != body[:tc.want] {
+			t.Errorf("%s: read %d bytes (%v), want %d", tc.name, len(got), err, tc.want)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/replaykit/replay/schemas"
@@ -90,24 +91,30 @@ func (w *rewriter) hostHeader(x *schemas.Exchange) string {
 
 // forwardHeaders copies captured headers into canonical form, without
 // hop-by-hop headers and without the headers the Connection header names.
+// The value lists are shared with captured, clipped, so that an append to
+// one (http.Header.Add) copies it instead of writing into captured's; the
+// rules replace or delete lists, never change them in place.
 func forwardHeaders(captured map[string][]string) http.Header {
 	h := make(http.Header, len(captured))
+	var connection []string
 	for k, vs := range captured {
 		ck := http.CanonicalHeaderKey(k)
+		if ck == "Connection" {
+			connection = append(connection, vs...)
+		}
 		if hopByHop[ck] {
 			continue
 		}
-		h[ck] = append(h[ck], vs...)
-	}
-	for k, vs := range captured {
-		if http.CanonicalHeaderKey(k) != "Connection" {
-			continue
+		if prev, ok := h[ck]; ok { // two spellings of one name
+			h[ck] = append(slices.Clip(prev), vs...)
+		} else {
+			h[ck] = slices.Clip(vs)
 		}
-		for _, v := range vs {
-			for _, name := range strings.Split(v, ",") {
-				if name = strings.TrimSpace(name); name != "" {
-					h.Del(name)
-				}
+	}
+	for _, v := range connection {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				h.Del(name)
 			}
 		}
 	}

@@ -43,10 +43,49 @@ type rowBuilder struct {
 	rb    *array.RecordBuilder
 	rows  int
 	bytes int64
+
+	// all are the column builders and those nested in them, depth first,
+	// and held how much each held when the last record was cut: NewRecord
+	// reserves that much again.
+	all  []array.Builder
+	held []held
+	// keys is scratch for the sorted keys of one map.
+	keys []string
+}
+
+// held is what one builder held: values and, for binary and string
+// builders, data bytes.
+type held struct{ values, data int }
+
+// dataBuilder is a builder of variable-length values.
+type dataBuilder interface {
+	DataLen() int
+	ReserveData(n int)
 }
 
 func newRowBuilder(mem memory.Allocator, tableName string) rowBuilder {
-	return rowBuilder{rb: array.NewRecordBuilder(mem, ArrowSchema(tableName))}
+	r := rowBuilder{rb: array.NewRecordBuilder(mem, ArrowSchema(tableName))}
+	for _, f := range r.rb.Fields() {
+		r.all = nested(f, r.all)
+	}
+	r.held = make([]held, len(r.all))
+	return r
+}
+
+// nested appends b and the builders nested in it, depth first.
+func nested(b array.Builder, out []array.Builder) []array.Builder {
+	out = append(out, b)
+	switch t := b.(type) {
+	case *array.MapBuilder:
+		out = nested(t.ValueBuilder(), out) // the key-item struct
+	case *array.ListBuilder:
+		out = nested(t.ValueBuilder(), out)
+	case *array.StructBuilder:
+		for i := range t.NumField() {
+			out = nested(t.FieldBuilder(i), out)
+		}
+	}
+	return out
 }
 
 // column returns the typed builder of the named column. A mismatch is a bug in
@@ -70,11 +109,28 @@ func (r *rowBuilder) Bytes() int64 { return r.bytes }
 func (r *rowBuilder) Schema() *arrow.Schema { return r.rb.Schema() }
 
 // NewRecord returns the rows appended so far as one record and resets the
-// builder. The caller releases the record.
+// builder. The caller releases the record. The builder then reserves as
+// much room as the record took, so that the next one, most likely of the
+// same size, is filled without growing every buffer step by step (each
+// step a copy and, with Go's allocator, a zeroed allocation); the room is
+// bounded by the flush size, like the record.
 func (r *rowBuilder) NewRecord() arrow.RecordBatch {
 	r.rows, r.bytes = 0, 0
+	for i, b := range r.all {
+		r.held[i] = held{values: b.Len()}
+		if d, ok := b.(dataBuilder); ok {
+			r.held[i].data = d.DataLen()
+		}
+	}
+	rec := r.rb.NewRecordBatch()
+	for i, b := range r.all {
+		b.Reserve(r.held[i].values)
+		if d, ok := b.(dataBuilder); ok {
+			d.ReserveData(r.held[i].data)
+		}
+	}
 
-	return r.rb.NewRecordBatch()
+	return rec
 }
 
 // Release frees the builder's memory, including rows not yet turned into a
@@ -168,7 +224,7 @@ func newResponse(r *rowBuilder) response {
 	}
 }
 
-func (c response) append(resp *Response) int64 {
+func (c response) append(resp *Response, scratch *[]string) int64 {
 	if resp == nil {
 		c.status.AppendNull()
 		c.headers.AppendNull()
@@ -180,7 +236,7 @@ func (c response) append(resp *Response) int64 {
 	c.status.Append(int32(resp.Status))
 	c.latency.Append(resp.LatencyMS)
 
-	return appendHeaders(c.headers, resp.Headers) + AppendBinary(c.body, resp.Body)
+	return appendHeaders(c.headers, resp.Headers, scratch) + AppendBinary(c.body, resp.Body)
 }
 
 func timestamp(t time.Time) arrow.Timestamp { return arrow.Timestamp(t.UnixMicro()) }
@@ -229,7 +285,9 @@ func AppendBinary(b *array.BinaryBuilder, v []byte) int64 {
 	return int64(len(v))
 }
 
-func appendHeaders(b *array.MapBuilder, h map[string][]string) int64 {
+// appendHeaders appends h with sorted keys (sorted in scratch), or null
+// for nil, and returns the approximate bytes added.
+func appendHeaders(b *array.MapBuilder, h map[string][]string, scratch *[]string) int64 {
 	if h == nil {
 		b.AppendNull()
 
@@ -240,7 +298,8 @@ func appendHeaders(b *array.MapBuilder, h map[string][]string) int64 {
 	lists := b.ItemBuilder().(*array.ListBuilder)
 	values := lists.ValueBuilder().(*array.StringBuilder)
 	var n int64
-	for _, k := range sortedKeys(h) {
+	*scratch = sortKeys(*scratch, h)
+	for _, k := range *scratch {
 		keys.Append(k)
 		lists.Append(true)
 		n += int64(len(k)) + 8
@@ -256,6 +315,13 @@ func appendHeaders(b *array.MapBuilder, h map[string][]string) int64 {
 // AppendStringMap appends m with sorted keys, or null for nil, and returns
 // the approximate bytes added.
 func AppendStringMap(b *array.MapBuilder, m map[string]string) int64 {
+	var scratch []string
+
+	return appendStringMap(b, m, &scratch)
+}
+
+// appendStringMap is AppendStringMap with the keys sorted in scratch.
+func appendStringMap(b *array.MapBuilder, m map[string]string, scratch *[]string) int64 {
 	if m == nil {
 		b.AppendNull()
 
@@ -265,7 +331,8 @@ func AppendStringMap(b *array.MapBuilder, m map[string]string) int64 {
 	keys := b.KeyBuilder().(*array.StringBuilder)
 	values := b.ItemBuilder().(*array.StringBuilder)
 	var n int64
-	for _, k := range sortedKeys(m) {
+	*scratch = sortKeys(*scratch, m)
+	for _, k := range *scratch {
 		keys.Append(k)
 		values.Append(m[k])
 		n += int64(len(k)+len(m[k])) + 8
@@ -274,14 +341,15 @@ func AppendStringMap(b *array.MapBuilder, m map[string]string) int64 {
 	return n
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
+// sortKeys returns m's keys, sorted, in dst's memory.
+func sortKeys[V any](dst []string, m map[string]V) []string {
+	dst = dst[:0]
 	for k := range m {
-		keys = append(keys, k)
+		dst = append(dst, k)
 	}
-	slices.Sort(keys)
+	slices.Sort(dst)
 
-	return keys
+	return dst
 }
 
 // ProductionBuilder builds production_responses records.
@@ -338,11 +406,11 @@ func (b *ProductionBuilder) Append(row *ProductionRow) error {
 	n += appendString(b.host, x.Request.Host)
 	n += appendString(b.path, x.Request.Path)
 	n += appendString(b.query, x.Request.Query)
-	n += appendHeaders(b.reqHeaders, x.Request.Headers)
+	n += appendHeaders(b.reqHeaders, x.Request.Headers, &b.keys)
 	n += AppendBinary(b.reqBody, x.Request.Body)
-	n += b.resp.append(x.Response)
-	n += AppendStringMap(b.lineage, x.Lineage)
-	n += AppendStringMap(b.attributes, x.Attributes)
+	n += b.resp.append(x.Response, &b.keys)
+	n += appendStringMap(b.lineage, x.Lineage, &b.keys)
+	n += appendStringMap(b.attributes, x.Attributes, &b.keys)
 	b.rows++
 	b.bytes += n
 
@@ -418,13 +486,13 @@ func (b *ReplayBuilder) Append(row *ReplayRow) error {
 	n += appendString(b.method, row.Request.Method)
 	n += appendString(b.path, row.Request.Path)
 	n += appendString(b.query, row.Request.Query)
-	n += appendHeaders(b.reqHeaders, row.Request.Headers)
+	n += appendHeaders(b.reqHeaders, row.Request.Headers, &b.keys)
 	n += AppendBinary(b.reqBody, row.Request.Body)
-	n += b.resp.append(row.Response)
+	n += b.resp.append(row.Response, &b.keys)
 	n += AppendOptString(b.errorKind, row.ErrorKind)
 	n += AppendOptString(b.errorMessage, row.ErrorMessage)
 	b.attempts.Append(int32(row.Attempts))
-	n += AppendStringMap(b.lineage, row.Lineage)
+	n += appendStringMap(b.lineage, row.Lineage, &b.keys)
 	n += AppendOptString(b.amplifiedFrom, row.AmplifiedFrom)
 	b.rows++
 	b.bytes += n

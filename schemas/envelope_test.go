@@ -6,9 +6,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	jsonv1 "github.com/go-json-experiment/json/v1"
 )
 
 var coords = Coordinates{Topic: "captures", Partition: 3, Offset: 41}
@@ -181,6 +184,47 @@ func FuzzDecode(f *testing.F) {
 		}
 		if x.CorrelationID == "" || x.Request.Method == "" || !strings.HasPrefix(x.Request.Path, "/") {
 			t.Fatalf("decoded an incomplete exchange: %+v", x)
+		}
+	})
+}
+
+// FuzzDecodeAgreesWithEncodingJSON holds Decode's JSON library
+// (go-json-experiment's v1 API, one pass over the bytes) to
+// encoding/json's results: for any input, both reject it, or both accept
+// it and build the same envelope.
+func FuzzDecodeAgreesWithEncodingJSON(f *testing.F) {
+	files, _ := filepath.Glob("../testdata/envelopes/*.json")
+	for _, p := range files {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	for _, s := range []string{
+		`{"request":{"method":"GET","path":"/a"},"request":{"method":"PUT"}}`,                   // duplicate names: the last wins
+		`{"Request":{"METHOD":"GET","Path":"/a"},"Correlation_ID":"x"}`,                         // names match case-insensitively
+		"{\"request\":{\"method\":\"GET\",\"body\":\"\xff\xfe ok\"}}",                           // invalid UTF-8 becomes U+FFFD
+		`{"request":{"method":"GET","body":"\ud800 \u00e9 \n \"q\" \/"}}`,                       // escapes, a lone surrogate
+		`{"request":{"method":"GET"},"response":{"status":2e2,"latency_ms":1e400}}`,             // a float status, an overflow
+		`{"request":{"method":"GET"},"response":{"status":200.5}}`,                              // a fraction into an int
+		`{"request":null,"response":null,"lineage":null,"captured_at":null}`,                    // nulls
+		`{"request":{"method":"GET","headers":{"A":["x",null],"B":null}},"attributes":{"k":1}}`, // nulls and a wrong type in maps
+		`{"request":{"method":"GET"},"captured_at":"2026-11-21T10:15:02.123456789+01:00"}`,
+		`{"request":{"method":"GET"},"captured_at":"2026-11-21 10:15:02"}`,
+		`{"request":{"method":"GET"}} {"x":1}`, // trailing data
+		`{"request":{"method":"GET"}}   `,      // trailing space
+		`[]`, `""`, `null`, ``, `{`, `{"a":}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var want, got Envelope
+		wantErr := json.Unmarshal(raw, &want)
+		gotErr := jsonv1.Unmarshal(raw, &got)
+		if (wantErr == nil) != (gotErr == nil) {
+			t.Fatalf("encoding/json: %v; go-json-experiment: %v", wantErr, gotErr)
+		}
+		if wantErr == nil && !reflect.DeepEqual(want, got) {
+			t.Fatalf("encoding/json decoded\n%+v\ngo-json-experiment\n%+v", want, got)
 		}
 	})
 }

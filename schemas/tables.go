@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/iceberg-go"
@@ -253,4 +254,27 @@ func ascendingBy(name string, fieldID int) table.SortOrder {
 	}
 
 	return order
+}
+
+// distinctColumns are, per table, the top-level columns whose values are
+// nearly all distinct from row to row (correlation IDs, offsets,
+// timestamps, latencies) or large (bodies, raw records, error messages).
+var distinctColumns = map[string][]string{
+	TableProduction:           {"correlation_id", "captured_at", "source_offset", "request_body", "response_body", "response_latency_ms"},
+	TableReplay:               {"correlation_id", "captured_at", "replayed_at", "source_offset", "request_body", "response_body", "response_latency_ms", "error_message", "amplified_from"},
+	TableBaseline:             {"correlation_id", "captured_at", "replayed_at", "source_offset", "request_body", "response_body", "response_latency_ms", "error_message", "amplified_from"},
+	TableDeadLetters:          {"correlation_id", "captured_at", "received_at", "source_offset", "key", "raw", "error"},
+	TableComparisonMismatches: {"correlation_id", "patch", "production_body", "replay_body", "production_raw", "replay_raw"},
+}
+
+// DistinctColumns returns the top-level columns of the named table (one
+// of replay's or a comparison table) whose
+// values are nearly all distinct from row to row or large: a Parquet
+// dictionary of them only costs time (the writer fills it, gives up at its
+// size limit and falls back to plain encoding). The other columns repeat
+// their values (methods, hosts, paths, header names and values, statuses,
+// lineage, attributes) and compress well as dictionaries. It returns nil
+// for an unknown name.
+func DistinctColumns(name string) []string {
+	return slices.Clone(distinctColumns[name])
 }

@@ -381,6 +381,33 @@ func BenchmarkProductionAppend(b *testing.B) {
 	}
 }
 
+// BenchmarkReplayAppend appends replay rows as the sink does for every
+// replayed record: the rewritten request's headers, a small JSON answer.
+func BenchmarkReplayAppend(b *testing.B) {
+	row := &schemas.ReplayRow{
+		RunID: "run-1", CorrelationID: "bench-00000042", CapturedAt: captured, ReplayedAt: captured.Add(time.Hour),
+		Target: "http://127.0.0.1:8080", Source: schemas.Coordinates{Topic: "captures", Partition: 3, Offset: 1042},
+		Request: schemas.Request{Method: "GET", Path: "/v1/titles/1042", Query: "lang=en&region=us", Headers: map[string][]string{
+			"Accept": {"application/json"}, "Accept-Language": {"en-US,en;q=0.9"}, "User-Agent": {"catalog-app/8.12 (tv; android 14)"},
+			"Authorization": {"REDACTED"}, "X-Request-Id": {"req-5f2b9c1a"}, "X-Replay-Id": {"bench-00000042"}}},
+		Response: &schemas.Response{Status: 200, LatencyMS: 0.4, Body: []byte(`{"id":1042,"type":"movie","title":"Title 1042","status":"ok"}`),
+			Headers: map[string][]string{"Content-Type": {"application/json"}, "Content-Length": {"61"}, "Date": {"Sun, 30 Nov 2026 10:00:00 GMT"}}},
+		Attempts: 1, Lineage: map[string]string{"catalog-service": "v9000"},
+	}
+	bld := schemas.NewReplayBuilder(memory.NewGoAllocator())
+	defer bld.Release()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if err := bld.Append(row); err != nil {
+			b.Fatal(err)
+		}
+		if bld.Len() == 4096 {
+			b.SetBytes(bld.Bytes() / 4096)
+			bld.NewRecord().Release()
+		}
+	}
+}
+
 // cols reads values back out of a record by column name.
 type cols struct {
 	t   *testing.T
@@ -489,4 +516,60 @@ func mapOfLists(col *array.Map, row int) map[string][]string {
 	}
 
 	return out
+}
+
+// TestDistinctColumns checks that the columns left out of Parquet
+// dictionaries are top-level columns of their tables.
+func TestDistinctColumns(t *testing.T) {
+	for _, name := range append(schemas.TableNames(), schemas.TableComparisonMismatches) {
+		sc := schemas.IcebergSchema(name)
+		if sc == nil {
+			sc = schemas.ComparisonSchema(name)
+		}
+		cols := schemas.DistinctColumns(name)
+		if len(cols) == 0 {
+			t.Errorf("%s: no distinct columns", name)
+		}
+		for _, c := range cols {
+			f, ok := sc.FindFieldByName(c)
+			if _, nested := f.Type.(iceberg.NestedType); !ok || nested {
+				t.Errorf("%s: distinct column %s is not a top-level primitive column of the table", name, c)
+			}
+		}
+	}
+	if schemas.DistinctColumns("nope") != nil {
+		t.Error("DistinctColumns of an unknown table must be nil")
+	}
+}
+
+// TestNewRecordReservesTheRoomItTook fills a builder twice with the same
+// rows: filling the second record allocates nothing, since NewRecord
+// reserved the room the first one took, and the two records are equal.
+func TestNewRecordReservesTheRoomItTook(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	defer mem.AssertSize(t, 0)
+	b := schemas.NewProductionBuilder(mem)
+	defer b.Release()
+	fill := func() {
+		for range 50 {
+			for _, r := range productionRows() {
+				if err := b.Append(r); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	fill()
+	first := b.NewRecord()
+	defer first.Release()
+	room := mem.CurrentAlloc()
+	fill()
+	if grew := mem.CurrentAlloc() - room; grew != 0 {
+		t.Errorf("filling the second record allocated %d bytes", grew)
+	}
+	second := b.NewRecord()
+	defer second.Release()
+	if !array.RecordEqual(first, second) {
+		t.Error("the second record differs from the first")
+	}
 }

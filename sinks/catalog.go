@@ -19,6 +19,8 @@ import (
 	icebergio "github.com/apache/iceberg-go/io"
 	"github.com/apache/iceberg-go/table"
 
+	"github.com/replaykit/replay/schemas"
+
 	// Catalog implementations register themselves with catalog.Load.
 	_ "github.com/apache/iceberg-go/catalog/glue"
 	_ "github.com/apache/iceberg-go/catalog/hadoop"
@@ -47,6 +49,18 @@ var catalogTypes = []string{"sql", "rest", "glue", "hive", "hadoop"}
 // (write.parquet.compression-codec).
 var compressionCodecs = []string{"zstd", "snappy", "gzip", "brotli", "lz4", "lz4raw", "uncompressed"}
 
+// compressionLevels are the levels iceberg-go accepts per codec
+// (write.parquet.compression-level); -1, the codec's default, is always
+// accepted, and codecs not listed have no level.
+var compressionLevels = map[string][2]int{"zstd": {-5, 22}, "gzip": {-3, 9}, "brotli": {0, 11}}
+
+// Values of IcebergConfig.Dictionary.
+const (
+	DictionaryRepeated = "repeated"
+	DictionaryAll      = "all"
+	DictionaryNone     = "none"
+)
+
 // Warehouse URL schemes with a linked FileIO; a local path needs none.
 var warehouseSchemes = []string{"file", "s3", "s3a", "s3n", "oss"}
 
@@ -69,6 +83,26 @@ type IcebergConfig struct {
 	// S3 says how to reach an s3:// warehouse (and the s3:// locations a
 	// REST catalog hands out): endpoint, region, credentials, addressing.
 	S3 S3Config `yaml:"s3"`
+	// CompressionLevel is the codec's level, the table property
+	// write.parquet.compression-level: zstd -5 to 22 (klauspost/compress
+	// has four encoders: below 3 the fastest, 3 to 5 the default, 6 to 9
+	// better, 10 and up the best), gzip -3 to 9, brotli 0 to 11; -1 is the
+	// codec's default. snappy, lz4, lz4raw and uncompressed have no level:
+	// leave it at -1.
+	CompressionLevel int `yaml:"compression_level"`
+	// RowGroupBytes bounds the uncompressed size of a Parquet row group
+	// (write.parquet.row-group-size-bytes). Each flush writes one data
+	// file per table and partition, so while a flush holds less than this
+	// each file is one row group.
+	RowGroupBytes int64 `yaml:"row_group_bytes"`
+	// Dictionary says which columns Parquet dictionary-encodes: "repeated"
+	// (the columns whose values repeat from row to row: methods, hosts,
+	// paths, header names and values, statuses, lineage, attributes; not
+	// bodies, correlation IDs, offsets, timestamps, latencies or error
+	// messages, see schemas.DistinctColumns), "all" or "none". Set as the
+	// table properties parquet.enable.dictionary and
+	// write.parquet.dict-encoding-enabled.column.<column>.
+	Dictionary string `yaml:"dictionary"`
 	// CommitRetry bounds how the sink retries a table commit that failed:
 	// lost an optimistic-concurrency race with another writer, or failed in
 	// a way that leaves its outcome unknown.
@@ -203,8 +237,20 @@ type CommitRetryConfig struct {
 
 // DefaultIcebergConfig returns the embedded default: a SQLite catalog and a
 // local warehouse under ./replay-data, namespace replay, flushes every
-// 10,000 rows, 64 MiB or 5 s, zstd data files, 20 commit attempts per
-// table with backoff from 100 ms to 5 s.
+// 10,000 rows, 64 MiB or 5 s, data files compressed with zstd at level 1
+// without dictionaries, 20 commit attempts per table with backoff from
+// 100 ms to 5 s.
+//
+// The Parquet settings were measured (BenchmarkSinkSettings in package
+// bench, and the end-to-end profile of replay-bench; see BENCHMARKS.md):
+// zstd's fastest encoder (level 1) writes 1.1 to 1.2 times as many rows
+// per second as its default level for 3% more bytes; dictionaries save no
+// bytes once zstd has compressed the pages, and cost a tenth of the sink's
+// speed on the repeated columns and more on all of them (bodies outgrow
+// the dictionary, which is then compressed, written and abandoned);
+// together, 1.4 to 1.5 times the rows per second of zstd's defaults for 1%
+// more bytes. snappy and lz4raw are 10 to 25% faster still, for half as
+// many bytes again.
 func DefaultIcebergConfig() IcebergConfig {
 	return IcebergConfig{
 		Catalog: CatalogConfig{
@@ -213,10 +259,13 @@ func DefaultIcebergConfig() IcebergConfig {
 			URI:       "./replay-data/catalog.db",
 			Warehouse: "./replay-data/warehouse",
 		},
-		Namespace:   "replay",
-		Flush:       FlushConfig{Rows: 10_000, Bytes: 64 << 20, Interval: 5 * time.Second},
-		Compression: "zstd",
-		CommitRetry: CommitRetryConfig{Attempts: 20, MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second},
+		Namespace:        "replay",
+		Flush:            FlushConfig{Rows: 10_000, Bytes: 64 << 20, Interval: 5 * time.Second},
+		Compression:      "zstd",
+		CompressionLevel: 1,
+		RowGroupBytes:    128 << 20,
+		Dictionary:       DictionaryNone,
+		CommitRetry:      CommitRetryConfig{Attempts: 20, MinBackoff: 100 * time.Millisecond, MaxBackoff: 5 * time.Second},
 	}
 }
 
@@ -306,6 +355,22 @@ func (c *IcebergConfig) Validate() []error {
 	}
 	if !slices.Contains(compressionCodecs, c.Compression) {
 		add("compression: unknown Parquet codec %q; use one of %s", c.Compression, strings.Join(compressionCodecs, ", "))
+	} else if lv := c.CompressionLevel; lv != -1 {
+		r, ok := compressionLevels[c.Compression]
+		switch {
+		case !ok:
+			add("compression_level: %s has no levels, got %d; use -1", c.Compression, lv)
+		case lv < r[0] || lv > r[1]:
+			add("compression_level: %s takes %d to %d (or -1 for its default), got %d", c.Compression, r[0], r[1], lv)
+		}
+	}
+	if c.RowGroupBytes < 1 {
+		add("row_group_bytes: must be ≥ 1, got %d", c.RowGroupBytes)
+	}
+	switch c.Dictionary {
+	case DictionaryRepeated, DictionaryAll, DictionaryNone:
+	default:
+		add("dictionary: must be %s, %s or %s, got %q", DictionaryRepeated, DictionaryAll, DictionaryNone, c.Dictionary)
 	}
 	r := c.CommitRetry
 	if r.Attempts < 1 {
@@ -509,3 +574,25 @@ func ensureNamespace(ctx context.Context, cat catalog.Catalog, ns table.Identifi
 
 	return err
 }
+
+// tableProperties are the properties the configuration sets on the named
+// table: how its Parquet data files are written.
+func (c IcebergConfig) tableProperties(tableName string) iceberg.Properties {
+	props := iceberg.Properties{
+		table.ParquetCompressionKey:       c.Compression,
+		table.ParquetCompressionLevelKey:  strconv.Itoa(c.CompressionLevel),
+		table.ParquetRowGroupSizeBytesKey: strconv.FormatInt(c.RowGroupBytes, 10),
+		parquetDictionaryKey:              strconv.FormatBool(c.Dictionary != DictionaryNone),
+	}
+	for _, col := range schemas.DistinctColumns(tableName) {
+		props[parquetColumnDictionaryPrefix+col] = strconv.FormatBool(c.Dictionary == DictionaryAll)
+	}
+	return props
+}
+
+// The dictionary properties iceberg-go reads (and Iceberg's Java writer,
+// through parquet-mr); table has no constants for them.
+const (
+	parquetDictionaryKey          = "parquet.enable.dictionary"
+	parquetColumnDictionaryPrefix = "write.parquet.dict-encoding-enabled.column."
+)

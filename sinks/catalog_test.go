@@ -41,6 +41,16 @@ func TestValidate(t *testing.T) {
 			"flush.interval: must be > 0, got 0s",
 			`compression: unknown Parquet codec "lzma"`,
 		}},
+		{"parquet settings", func(c *IcebergConfig) {
+			c.CompressionLevel, c.RowGroupBytes, c.Dictionary = 23, 0, "some"
+		}, []string{
+			"compression_level: zstd takes -5 to 22 (or -1 for its default), got 23",
+			"row_group_bytes: must be ≥ 1, got 0",
+			`dictionary: must be repeated, all or none, got "some"`,
+		}},
+		{"level of a codec without levels", func(c *IcebergConfig) { c.Compression, c.CompressionLevel = "snappy", 3 },
+			[]string{"compression_level: snappy has no levels, got 3; use -1"}},
+		{"gzip level", func(c *IcebergConfig) { c.Compression, c.CompressionLevel = "gzip", 9 }, nil},
 		{"commit retry", func(c *IcebergConfig) {
 			c.CommitRetry = CommitRetryConfig{Attempts: 0, MinBackoff: 0, MaxBackoff: -time.Second}
 		}, []string{

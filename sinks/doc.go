@@ -1,8 +1,10 @@
 // Package sinks stores what the pipeline produces. It owns the Iceberg sink:
 // the catalog connection (catalog.go), the configuration of catalog,
-// warehouse, namespace, flush bounds and compression, the creation of
-// replay's tables, the batching of rows into Arrow records per table, the
-// commits, and the Kafka offsets each commit records in its snapshot summary
+// warehouse, namespace, flush bounds and Parquet settings (codec, level,
+// row group size, dictionary columns: table properties set on every
+// table, changed ones updated on open), the creation of replay's tables,
+// the batching of rows into Arrow records per table, the commits, and the
+// Kafka offsets each commit records in its snapshot summary
 // (replay.group, replay.run-id, replay.offset.<topic>.<partition>) so that a
 // restart can resume exactly where the tables end (CommittedOffsets). It also
 // has the read helpers the demo, the tests and compare use (ScanRun,

@@ -192,7 +192,7 @@ func (s *Iceberg) ensureComparisonTable(ctx context.Context, name string) (*tabl
 		tbl, err = cat.CreateTable(ctx, ident, schemas.ComparisonSchema(name),
 			catalog.WithPartitionSpec(schemas.ComparisonPartitionSpec(name)),
 			catalog.WithSortOrder(schemas.ComparisonSortOrder(name)),
-			catalog.WithProperties(iceberg.Properties{table.ParquetCompressionKey: s.cfg.Compression}),
+			catalog.WithProperties(s.cfg.tableProperties(name)),
 		)
 		if errors.Is(err, catalog.ErrTableAlreadyExists) { // created concurrently
 			tbl, err = cat.LoadTable(ctx, ident)
@@ -210,5 +210,5 @@ func (s *Iceberg) ensureComparisonTable(ctx context.Context, name string) (*tabl
 		return nil, &badRowsError{fmt.Errorf("table %s at %s: %w; it was not created by a compatible replay, use another namespace", full, tbl.Location(), err)}
 	}
 
-	return tbl, nil
+	return s.setProperties(ctx, tbl, full, s.cfg.tableProperties(name))
 }

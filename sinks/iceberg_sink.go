@@ -252,7 +252,7 @@ func (s *Iceberg) ensureTable(ctx context.Context, ident table.Identifier) (*tab
 		tbl, err = s.cat.CreateTable(ctx, ident, schemas.IcebergSchema(name),
 			catalog.WithPartitionSpec(schemas.PartitionSpec(name)),
 			catalog.WithSortOrder(schemas.SortOrder(name)),
-			catalog.WithProperties(iceberg.Properties{table.ParquetCompressionKey: s.cfg.Compression}),
+			catalog.WithProperties(s.cfg.tableProperties(name)),
 		)
 		if errors.Is(err, catalog.ErrTableAlreadyExists) || isCreateRace(err) { // created concurrently
 			tbl, err = s.cat.LoadTable(ctx, ident)
@@ -269,16 +269,34 @@ func (s *Iceberg) ensureTable(ctx context.Context, ident table.Identifier) (*tab
 	if err := checkSchema(tbl.Schema(), schemas.IcebergSchema(name)); err != nil {
 		return nil, fmt.Errorf("table %s at %s: %w; it was not created by a compatible replay, use another namespace", full, tbl.Location(), err)
 	}
-	if got := tbl.Properties().Get(table.ParquetCompressionKey, table.ParquetCompressionDefault); got != s.cfg.Compression {
-		txn := tbl.NewTransaction()
-		if err := txn.SetProperties(iceberg.Properties{table.ParquetCompressionKey: s.cfg.Compression}); err != nil {
-			return nil, fmt.Errorf("set compression of %s to %s: %w", full, s.cfg.Compression, err)
+	return s.setProperties(ctx, tbl, full, s.cfg.tableProperties(name))
+}
+
+// setProperties sets on tbl (named full) the properties of want whose
+// values it does not have yet, in one commit, and logs what changed.
+func (s *Iceberg) setProperties(ctx context.Context, tbl *table.Table, full string, want iceberg.Properties) (*table.Table, error) {
+	have := tbl.Properties()
+	changed := iceberg.Properties{}
+	var attrs []any
+	for _, k := range slices.Sorted(maps.Keys(want)) {
+		if v, ok := have[k]; !ok || v != want[k] {
+			changed[k] = want[k]
+			attrs = append(attrs, k, fmt.Sprintf("%s → %s", have.Get(k, "(unset)"), want[k]))
 		}
-		if tbl, err = txn.Commit(ctx); err != nil {
-			return nil, fmt.Errorf("set compression of %s to %s: %w", full, s.cfg.Compression, err)
-		}
-		s.logger.Info("changed table compression", "table", full, "from", got, "to", s.cfg.Compression)
 	}
+	if len(changed) == 0 {
+		return tbl, nil
+	}
+	txn := tbl.NewTransaction()
+	err := txn.SetProperties(changed)
+	if err == nil {
+		tbl, err = txn.Commit(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("set the Parquet properties of table %s: %w; check %scompression, %scompression_level, %srow_group_bytes and %sdictionary",
+			full, err, configPath, configPath, configPath, configPath)
+	}
+	s.logger.Info("changed table properties", append([]any{"table", full}, attrs...)...)
 
 	return tbl, nil
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/replaykit/replay/schemas"
@@ -267,8 +269,10 @@ func TestOpenCreatesTablesAndIsIdempotent(t *testing.T) {
 		if !tbl.SortOrder().Equals(schemas.SortOrder(name)) {
 			t.Errorf("%s: sort order %v, want %v", name, tbl.SortOrder(), schemas.SortOrder(name))
 		}
-		if got := tbl.Properties()[table.ParquetCompressionKey]; got != "zstd" {
-			t.Errorf("%s: compression %q, want zstd", name, got)
+		for k, v := range testConfig(dir).tableProperties(name) {
+			if got := tbl.Properties()[k]; got != v {
+				t.Errorf("%s: property %s = %q, want %q", name, k, got, v)
+			}
 		}
 		if loc := s.TableLocation(name); !strings.HasPrefix(loc, "file://"+filepath.ToSlash(dir)) {
 			t.Errorf("%s: location %q is not under the warehouse in %s", name, loc, dir)
@@ -291,6 +295,67 @@ func TestOpenCreatesTablesAndIsIdempotent(t *testing.T) {
 	}
 	if s.TableLocation("nope") != "" {
 		t.Error("TableLocation of an unknown table must be empty")
+	}
+}
+
+// TestOpenSetsChangedParquetProperties reopens a warehouse with other
+// Parquet settings: every table gets them, the properties of a column
+// dictionary included, and its data files are written with them.
+func TestOpenSetsChangedParquetProperties(t *testing.T) {
+	dir := t.TempDir()
+	first, _ := openTest(t, dir)
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(dir)
+	cfg.Compression, cfg.CompressionLevel, cfg.RowGroupBytes, cfg.Dictionary = "gzip", 9, 1<<20, DictionaryRepeated
+	s, _ := openTestConfig(t, cfg)
+	for _, name := range schemas.TableNames() {
+		tbl, err := s.loadTable(t.Context(), name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		props := tbl.Properties()
+		for k, v := range map[string]string{
+			table.ParquetCompressionKey: "gzip", table.ParquetCompressionLevelKey: "9",
+			table.ParquetRowGroupSizeBytesKey: "1048576", "parquet.enable.dictionary": "true",
+			"write.parquet.dict-encoding-enabled.column.correlation_id": "false",
+		} {
+			if props[k] != v {
+				t.Errorf("%s: property %s = %q, want %q", name, k, props[k], v)
+			}
+		}
+	}
+	results, _ := makeResults(20, 0)
+	addAll(t, s, results)
+	if _, err := s.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	files, err := filepath.Glob(filepath.Join(strings.TrimPrefix(s.TableLocation(schemas.TableReplay), "file://"), "data", "*", "*", "*.parquet"))
+	if err != nil || len(files) != 1 {
+		t.Fatalf("replay_responses data files: %v (%v), want one", files, err)
+	}
+	f, err := file.OpenParquetFile(files[0], false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rg := f.MetaData().RowGroup(0)
+	for i := range rg.NumColumns() {
+		c, err := rg.ColumnChunk(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := c.PathInSchema().String()
+		if c.Compression() != compress.Codecs.Gzip {
+			t.Errorf("column %s is compressed with %s, want gzip", name, c.Compression())
+		}
+		distinct := slices.Contains(schemas.DistinctColumns(schemas.TableReplay), name)
+		if name == "correlation_id" || name == "request_method" {
+			if c.HasDictionaryPage() == distinct {
+				t.Errorf("column %s: dictionary page %v, want %v", name, c.HasDictionaryPage(), !distinct)
+			}
+		}
 	}
 }
 
