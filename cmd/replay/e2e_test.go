@@ -325,7 +325,8 @@ func TestRunUnreachableCatalogNamesIt(t *testing.T) {
 	writeFile(t, blocker, "")
 	var stdout, stderr bytes.Buffer
 	code := run([]string{"run", "--run-id", "x", "--target", "http://127.0.0.1:1",
-		"--set", "sink.catalog.uri=" + filepath.Join(blocker, "catalog.db")}, &stdout, &stderr)
+		"--set", "sink.catalog.uri=" + filepath.Join(blocker, "catalog.db"),
+		"--set", "sink.catalog.warehouse=" + filepath.Join(dir, "warehouse")}, &stdout, &stderr)
 	if code != exitError || !strings.Contains(stderr.String(), blocker) {
 		t.Fatalf("exit %d, want %d with the catalog path in the error:\n%s", code, exitError, stderr.String())
 	}
