@@ -243,14 +243,14 @@ type CommitRetryConfig struct {
 //
 // The Parquet settings were measured (BenchmarkSinkSettings in package
 // bench, and the end-to-end profile of replay-bench; see BENCHMARKS.md):
-// zstd's fastest encoder (level 1) writes 1.1 to 1.2 times as many rows
+// zstd's fastest encoder (level 1) writes 1.05 to 1.25 times as many rows
 // per second as its default level for 3% more bytes; dictionaries save no
 // bytes once zstd has compressed the pages, and cost a tenth of the sink's
 // speed on the repeated columns and more on all of them (bodies outgrow
 // the dictionary, which is then compressed, written and abandoned);
 // together, 1.4 to 1.5 times the rows per second of zstd's defaults for 1%
-// more bytes. snappy and lz4raw are 10 to 25% faster still, for half as
-// many bytes again.
+// more bytes. snappy and lz4raw are up to a quarter faster still, for
+// half as many bytes again.
 func DefaultIcebergConfig() IcebergConfig {
 	return IcebergConfig{
 		Catalog: CatalogConfig{
