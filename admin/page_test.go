@@ -1,7 +1,6 @@
 package admin_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -24,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/replaykit/replay/admin"
+	"github.com/replaykit/replay/internal/testinfra"
 	"github.com/replaykit/replay/pipeline"
 	"github.com/replaykit/replay/schemas"
 	"github.com/replaykit/replay/sinks"
@@ -164,7 +163,7 @@ func (r *pageRun) status(t *testing.T) admin.Status {
 // gives it the token, and checks every headline number against
 // /v1/status.
 func TestLivePageShowsWhatStatusReports(t *testing.T) {
-	chromium := pageChromiumPath(t)
+	chromium := testinfra.ChromiumT(t, "the live page test")
 	r := startPageRun(t)
 
 	// Hold still: 40 replayed and committed, 20 lag; in flight, one
@@ -199,7 +198,7 @@ func TestLivePageShowsWhatStatusReports(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	dir := t.TempDir()
-	var browserLog syncBuffer
+	var browserLog testinfra.SyncBuffer
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
 		chromedp.ExecPath(chromium),
 		chromedp.NoSandbox, // tests run as root in containers
@@ -383,34 +382,4 @@ func TestLivePageHeaders(t *testing.T) {
 	if code, _ := get(t, base+"/nope"); code != http.StatusNotFound {
 		t.Errorf("GET /nope = %d, want 404", code)
 	}
-}
-
-func pageChromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "/usr/bin/chromium"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("chromium not found on PATH or at /usr/bin/chromium; the live page test renders the page in it. Install it: apt-get install -y chromium")
-	return ""
-}
-
-// syncBuffer collects the browser's output, written from the allocator's
-// goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -9,16 +9,16 @@ import (
 	"io"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"golang.org/x/net/html"
+
+	"github.com/replaykit/replay/internal/testinfra"
 )
 
 // The -update flag refreshes testdata/report/ (the golden HTML and the
@@ -179,7 +179,7 @@ func reportTestSummary() *Summary {
 // TestReportInChromium renders the report, opens it in headless Chromium and
 // reads it back as a person would: the rendered text, not the markup.
 func TestReportInChromium(t *testing.T) {
-	chromium := reportChromiumPath(t)
+	chromium := testinfra.ChromiumT(t, "the report test")
 	s := reportTestSummary()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "out", "report.html") // "out" does not exist: WriteReportFile creates it
@@ -189,7 +189,7 @@ func TestReportInChromium(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	var browserLog reportSyncWriter
+	var browserLog testinfra.SyncBuffer
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
 		chromedp.ExecPath(chromium),
 		chromedp.NoSandbox, // tests run as root in containers
@@ -337,38 +337,6 @@ func TestReportInChromium(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-}
-
-// reportChromiumPath finds Chromium or fails: the report test is the only
-// check that the page reads well, so it does not skip.
-func reportChromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "/usr/bin/chromium"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("chromium not found on PATH or at /usr/bin/chromium; the report test renders the page in it. Install it: apt-get install -y chromium")
-	return ""
-}
-
-// reportSyncWriter collects the browser's output, which the allocator
-// writes from its own goroutines while the test may read it.
-type reportSyncWriter struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (w *reportSyncWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(p)
-}
-
-func (w *reportSyncWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
 }
 
 // TestReportGolden pins the rendered HTML; refresh with -update and review

@@ -13,7 +13,6 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/replaykit/replay/compare"
+	"github.com/replaykit/replay/internal/testinfra"
 	"github.com/replaykit/replay/normalize"
 	"github.com/replaykit/replay/schemas"
 	"github.com/replaykit/replay/sinks"
@@ -874,30 +874,10 @@ func TestLatencyPercentilesAndFailures(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the progress goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-
-	return b.b.String()
-}
-
 func TestProgressLinesWhenNotATerminal(t *testing.T) {
 	s := openSink(t, t.TempDir())
 	write(t, s, "r1", scenario())
-	var out syncBuffer
+	var out testinfra.SyncBuffer
 	if _, err := compare.Run(context.Background(), testConfig(t), s, compare.Options{RunID: "r1", Progress: &out}); err != nil {
 		t.Fatal(err)
 	}
