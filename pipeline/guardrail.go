@@ -240,16 +240,15 @@ func (g *guardrail) lift(who string) bool {
 	return true
 }
 
-// paused reports whether the guardrail pauses replaying now, and until
-// when (zero: until an operator resumes).
-func (g *guardrail) paused(now time.Time) (bool, time.Time) {
+// paused reports whether the guardrail pauses replaying now, and when a
+// trip in force (a pause or a held ramp stage) lifts by itself (zero: only
+// an operator lifts it, or nothing is tripped). One lock for both: the
+// pacer asks once per request.
+func (g *guardrail) paused(now time.Time) (paused bool, liftsAt time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.refreshLocked(now)
-	if g.state != GuardrailTripped || !g.pausedByUs {
-		return false, time.Time{}
-	}
-	return true, g.liftsAtLocked()
+	return g.state == GuardrailTripped && g.pausedByUs, g.liftsAtLocked()
 }
 
 // holding reports whether the guardrail holds the ramp at its stage.
@@ -258,14 +257,6 @@ func (g *guardrail) holding(now time.Time) bool {
 	defer g.mu.Unlock()
 	g.refreshLocked(now)
 	return g.state == GuardrailTripped
-}
-
-// liftsAt is when a trip lifts by itself; zero when none will.
-func (g *guardrail) liftsAt(now time.Time) time.Time {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.refreshLocked(now)
-	return g.liftsAtLocked()
 }
 
 func (g *guardrail) liftsAtLocked() time.Time {

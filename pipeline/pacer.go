@@ -158,14 +158,15 @@ func (pc *pacer) reserve(now, captured time.Time) pacing {
 	defer pc.mu.Unlock()
 	c := pc.syncLocked(now)
 	out := pacing{notify: pc.notify}
-	if paused, until := pc.guard.paused(now); c.Paused || paused {
+	guardPaused, until := pc.guard.paused(now)
+	if c.Paused || guardPaused {
 		out.paused, out.recheck = true, until
 		pc.anchored = false
 		return out
 	}
 	rps, pace, ends := pc.currentLocked(c, now)
 	out.recheck = ends
-	if until := pc.guard.liftsAt(now); !until.IsZero() && (out.recheck.IsZero() || until.Before(out.recheck)) {
+	if !until.IsZero() && (out.recheck.IsZero() || until.Before(out.recheck)) {
 		out.recheck = until
 	}
 	switch {
