@@ -14,9 +14,12 @@ import (
 // guardrail watches the target over a sliding window of finished replays
 // and trips when its error rate or p99 latency crosses a limit (see
 // GuardrailConfig): in ramp mode with action step_back it steps the ramp
-// back one stage and holds it there; otherwise it pauses. A trip clears
-// the window, so a further trip judges the lower load only. It lifts when
-// an operator resumes, or after the cool-down.
+// back one stage and holds it there; otherwise it pauses. A trip starts a
+// fresh window: it judges only replays sent after the trip (ReplayedAt at
+// or after it), so the replies of requests sent under the load that
+// tripped it, still arriving, cannot trip it again, and one overload steps
+// back exactly one stage; a further trip judges the lower load only. It
+// lifts when an operator resumes, or after the cool-down.
 //
 // The window is a ring of buckets, each a count, an error count and a
 // log-scale latency histogram, with running totals, so judging the window
@@ -49,6 +52,10 @@ type guardrail struct {
 	tripped1   chan struct{} // closed at the next trip; for tests
 	trips      atomic.Int64
 	stepBacks  atomic.Int64
+
+	// fresh is when the window last started afresh (the last trip): a
+	// replay sent before it is not judged. Zero before the first trip.
+	fresh time.Time
 }
 
 const (
@@ -96,7 +103,9 @@ func failed(row *schemas.ReplayRow) bool {
 	return row.Response != nil && row.Response.Status >= 500
 }
 
-// report adds one finished replay. Called from workers.
+// report adds one finished replay. Called from workers. A replay sent
+// before the last trip is not counted: its latency or failure belongs to
+// the load that tripped it.
 func (g *guardrail) report(now time.Time, row *schemas.ReplayRow) {
 	if !g.enabled {
 		return
@@ -108,6 +117,10 @@ func (g *guardrail) report(now time.Time, row *schemas.ReplayRow) {
 		latency = now.Sub(row.ReplayedAt)
 	}
 	g.mu.Lock()
+	if row.ReplayedAt.Before(g.fresh) {
+		g.mu.Unlock()
+		return
+	}
 	idx := now.UnixNano() / int64(g.width)
 	g.expireLocked(idx)
 	b := &g.buckets[idx%guardBuckets]
@@ -190,6 +203,9 @@ func (g *guardrail) evaluateLocked(now time.Time) bool {
 
 func (g *guardrail) tripLocked(now time.Time, reason string) {
 	g.state, g.reason, g.since, g.tripped = GuardrailTripped, reason, now.UTC(), now
+	// The fresh window judges requests sent from now on. ReplayedAt is
+	// wall-clock time (UTC, no monotonic reading): compare with the same.
+	g.fresh = now.Round(0)
 	g.trips.Add(1)
 	for i := range g.buckets {
 		g.buckets[i] = windowBucket{}
