@@ -456,8 +456,10 @@ func urlScheme(s string) (string, bool) {
 }
 
 // loadCatalog opens the configured catalog. For a local warehouse and the
-// SQLite catalog it first creates the directories they need.
-func loadCatalog(ctx context.Context, cfg CatalogConfig, s3 S3Config) (catalog.Catalog, string, error) {
+// SQLite catalog it first creates the directories they need, and a SQL
+// catalog creates its own tables if missing; readOnly creates none of them
+// (see OpenIcebergReadOnly).
+func loadCatalog(ctx context.Context, cfg CatalogConfig, s3 S3Config, readOnly bool) (catalog.Catalog, string, error) {
 	// Validate made sure a property is not set both ways.
 	props := s3.properties()
 	maps.Copy(props, cfg.Properties)
@@ -472,8 +474,10 @@ func loadCatalog(ctx context.Context, cfg CatalogConfig, s3 S3Config) (catalog.C
 			if err != nil {
 				return nil, "", fmt.Errorf("resolve warehouse path %q: %w; check %scatalog.warehouse", warehouse, err, configPath)
 			}
-			if err := os.MkdirAll(abs, 0o755); err != nil {
-				return nil, "", fmt.Errorf("create warehouse directory %q: %w; check %scatalog.warehouse", warehouse, err, configPath)
+			if !readOnly {
+				if err := os.MkdirAll(abs, 0o755); err != nil {
+					return nil, "", fmt.Errorf("create warehouse directory %q: %w; check %scatalog.warehouse", warehouse, err, configPath)
+				}
 			}
 			warehouse = "file://" + filepath.ToSlash(abs)
 		}
@@ -492,7 +496,7 @@ func loadCatalog(ctx context.Context, cfg CatalogConfig, s3 S3Config) (catalog.C
 		}
 		props[sqlcat.DialectKey] = string(sqlcat.Postgres)
 	case cfg.Type == "sql" && props[sqlcat.DriverKey] == "":
-		dsn, err := sqliteDSN(cfg.URI)
+		dsn, err := sqliteDSN(cfg.URI, !readOnly)
 		if err != nil {
 			return nil, "", fmt.Errorf("open %s: %w; check %scatalog.uri", what, err, configPath)
 		}
@@ -502,6 +506,9 @@ func loadCatalog(ctx context.Context, cfg CatalogConfig, s3 S3Config) (catalog.C
 	}
 	if uri != "" {
 		props["uri"] = uri
+	}
+	if readOnly && cfg.Type == "sql" {
+		props[sqlInitTablesKey] = "false"
 	}
 
 	cat, err := catalog.Load(ctx, cfg.Name, props)
@@ -536,10 +543,14 @@ func isCreateRace(err error) bool {
 	return errors.As(err, &pgErr) && (pgErr.Code == "23505" || pgErr.Code == "42P07" || pgErr.Code == "42710")
 }
 
+// sqlInitTablesKey is the iceberg-go SQL catalog property that creates the
+// catalog's own tables on open (default true); sql has no constant for it.
+const sqlInitTablesKey = "init_catalog_tables"
+
 // sqliteDSN turns a catalog file path into a modernc.org/sqlite DSN with WAL
-// and a busy timeout, creating the file's directory. A URI that already is a
-// DSN (file:… or with ?options) is used as is.
-func sqliteDSN(path string) (string, error) {
+// and a busy timeout, creating the file's directory when mkdir is set. A URI
+// that already is a DSN (file:… or with ?options) is used as is.
+func sqliteDSN(path string, mkdir bool) (string, error) {
 	if strings.HasPrefix(path, "file:") || strings.Contains(path, "?") || path == ":memory:" {
 		return path, nil
 	}
@@ -547,9 +558,10 @@ func sqliteDSN(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	dir := filepath.Dir(abs)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", fmt.Errorf("create directory %q: %w", dir, err)
+	if dir := filepath.Dir(abs); mkdir {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", fmt.Errorf("create directory %q: %w", dir, err)
+		}
 	}
 	q := url.Values{"_pragma": {"busy_timeout(10000)", "journal_mode(WAL)"}}
 

@@ -121,7 +121,7 @@ func TestS3PropertiesAndRedactedURI(t *testing.T) {
 
 func TestSQLiteDSN(t *testing.T) {
 	dir := t.TempDir()
-	dsn, err := sqliteDSN(dir + "/x/catalog.db")
+	dsn, err := sqliteDSN(dir+"/x/catalog.db", true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestSQLiteDSN(t *testing.T) {
 		t.Errorf("dsn = %q", dsn)
 	}
 	for _, given := range []string{"file:x.db?mode=memory", "x.db?_pragma=foreign_keys(1)", ":memory:"} {
-		if got, err := sqliteDSN(given); err != nil || got != given {
+		if got, err := sqliteDSN(given, true); err != nil || got != given {
 			t.Errorf("sqliteDSN(%q) = %q, %v; want it unchanged", given, got, err)
 		}
 	}

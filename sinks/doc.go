@@ -11,7 +11,11 @@
 // CountRows; ScanRunBatches and RunSize in iceberg_read.go), and
 // ReplaceRun (iceberg_replace.go), which replaces one run's rows of a
 // comparison table in one overwrite transaction. Ping (ping.go) checks the
-// catalog and the warehouse answer, for readiness.
+// catalog and the warehouse answer, for readiness. OpenIcebergReadOnly
+// (iceberg_readonly.go) opens an existing catalog, namespace and tables for
+// a command that reads them (compare), creating nothing: a mistyped catalog
+// path, namespace or table is an error wrapping ErrNotFound that names it,
+// never a new empty catalog.
 //
 // It must not import pipeline or sources (data flows one way: the pipeline
 // calls the sink through its own Sink interface, asserted here at compile

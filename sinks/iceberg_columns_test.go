@@ -23,7 +23,7 @@ import (
 func createOlderTable(t *testing.T, cfg IcebergConfig, name string, want *iceberg.Schema, dropped int, rows arrow.RecordBatch) {
 	t.Helper()
 	ctx := t.Context()
-	cat, _, err := loadCatalog(ctx, cfg.Catalog, cfg.S3)
+	cat, _, err := loadCatalog(ctx, cfg.Catalog, cfg.S3, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -111,6 +111,7 @@ type Iceberg struct {
 	logger   *slog.Logger
 	mem      memory.Allocator
 	baseline bool   // WithBaseline
+	readOnly bool   // OpenIcebergReadOnly: no tables buffered, Add and Resume refuse
 	writer   string // PropWriter of this process's commits
 	ns       table.Identifier
 	byName   map[string]*tableBuffer // immutable after OpenIceberg
@@ -186,7 +187,7 @@ func OpenIceberg(ctx context.Context, cfg IcebergConfig, logger *slog.Logger, op
 	}
 
 	start := time.Now()
-	cat, warehouse, err := loadCatalog(ctx, cfg.Catalog, cfg.S3)
+	cat, warehouse, err := loadCatalog(ctx, cfg.Catalog, cfg.S3, false)
 	if err != nil {
 		return nil, err
 	}
@@ -378,6 +379,9 @@ func (s *Iceberg) addColumns(ctx context.Context, cat catalog.Catalog, tbl *tabl
 func (s *Iceberg) Add(r *schemas.Result) error {
 	if r == nil {
 		return errors.New("add result: nil result")
+	}
+	if s.readOnly {
+		return fmt.Errorf("add result %s: %w", r.Source, ErrReadOnly)
 	}
 	// Check every row before appending any, so a result is all in or all out.
 	if r.Production != nil {
@@ -1177,6 +1181,9 @@ func (s *Iceberg) CommittedOffsets(ctx context.Context, tableName string, group 
 // It is safe to call from any goroutine, concurrently with Add and Flush;
 // the Kafka source calls it when partitions are assigned.
 func (s *Iceberg) Resume(ctx context.Context, tps []schemas.TopicPartition) (schemas.Offsets, error) {
+	if s.readOnly {
+		return nil, fmt.Errorf("resume %d partitions: %w", len(tps), ErrReadOnly)
+	}
 	start := time.Now()
 	s.mu.Lock()
 	cat, tables := s.cat, s.tables
