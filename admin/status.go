@@ -79,9 +79,9 @@ type LiveStatus struct {
 
 func liveStatus(c pipeline.LiveCounts) LiveStatus {
 	out := LiveStatus{Compared: c.Compared, Matched: c.Matched, Mismatched: c.Mismatched, Lineage: c.Lineage}
-	if n := c.Matched + c.Mismatched; n > 0 {
-		r := round6(float64(c.Matched) / float64(n))
-		out.MatchRate = &r
+	if r := c.MatchRate(); r != nil {
+		rounded := round6(*r)
+		out.MatchRate = &rounded
 	}
 	return out
 }

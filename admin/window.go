@@ -4,6 +4,8 @@ import (
 	"math"
 	"sync"
 	"time"
+
+	"github.com/replaykit/replay/schemas"
 )
 
 // The live view keeps two rings, both in memory and bounded:
@@ -313,9 +315,9 @@ func (w *window) summary(now time.Time) WindowStatus {
 	if c.replayed > 0 {
 		out.ErrorRate = round6(float64(c.errors) / float64(c.replayed))
 	}
-	if n := c.matched + c.mismatched; n > 0 {
-		r := round6(float64(c.matched) / float64(n))
-		out.MatchRate = &r
+	if r := schemas.MatchRate(c.matched, c.mismatched); r != nil {
+		rounded := round6(*r)
+		out.MatchRate = &rounded
 	}
 	return out
 }

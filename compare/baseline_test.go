@@ -153,7 +153,7 @@ func checkBaselineScenario(t *testing.T, s *sinks.Iceberg, sum *compare.Summary)
 	if g := got(sum.Endpoints[0]); g != want {
 		t.Errorf("%s = %+v, want %+v", titles, g, want)
 	}
-	if sum.MatchRate != 10.0/21 {
+	if sum.MatchRate == nil || *sum.MatchRate != 10.0/21 {
 		t.Errorf("MatchRate = %v, want 10/21", sum.MatchRate)
 	}
 	table := readSummary(t, s, "cand")

@@ -39,8 +39,9 @@ type Config struct {
 	// Report is where report.html is written; "<run_id>" is replaced by the
 	// run ID.
 	Report string `yaml:"report"`
-	// MinMatchRate is the lowest acceptable match rate, 0 to 1: below it
-	// the compare command exits with status 3. 0 disables the gate.
+	// MinMatchRate is the lowest acceptable match rate, 0 to 1: below it,
+	// or when the rate is undefined because no pair was compared, the
+	// compare command exits with status 3. 0 disables the gate.
 	MinMatchRate float64 `yaml:"min_match_rate"`
 	// Workers is the number of goroutines normalizing and diffing pairs;
 	// 0 means one per CPU (GOMAXPROCS).

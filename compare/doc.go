@@ -65,6 +65,11 @@
 // decide the exit status: the compare command does, from Summary.MatchRate
 // and Config.MinMatchRate.
 //
+// Derived numbers are computed once: a match rate by Counts.MatchRate (that
+// is schemas.MatchRate, which the live comparison uses too), undefined (nil)
+// over 0 compared pairs. The JSON summary (null), report.html ("n/a") and
+// comparison_summary (NULL) render that one value, so they cannot disagree.
+//
 // Dependencies, chosen: github.com/sourcegraph/conc (its stream runs the
 // workers and hands their results to one aggregating goroutine in submission
 // order, with panics caught), github.com/schollz/progressbar/v3 (the

@@ -990,10 +990,11 @@ func reportNiceStep(x float64) float64 {
 func reportRound(x float64) float64 { return math.Round(x*10) / 10 }
 
 func reportMatchRate(c Counts) reportRate {
-	if c.Matched+c.Mismatched == 0 {
+	rate := c.MatchRate()
+	if rate == nil {
 		return reportRate{Text: "n/a", Class: "none"}
 	}
-	r := c.MatchRate()
+	r := *rate
 	class := "bad"
 	switch {
 	case r >= reportRateGood:

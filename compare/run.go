@@ -15,6 +15,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/iceberg-go/catalog"
 	"github.com/sourcegraph/conc/panics"
 	"github.com/sourcegraph/conc/stream"
 
@@ -119,8 +120,8 @@ func run(ctx context.Context, cfg Config, sink *sinks.Iceberg, opts Options) (*S
 		return nil, err
 	}
 	if prodSize.Rows == 0 && replaySize.Rows == 0 {
-		return nil, fmt.Errorf("%w: run %q in %s and %s; check the run ID", ErrEmptyRun, runID,
-			sink.QualifiedName(schemas.TableProduction), sink.QualifiedName(schemas.TableReplay))
+		return nil, fmt.Errorf("%w: run %q in %s and %s of the %s; check the run ID", ErrEmptyRun, runID,
+			sink.QualifiedName(schemas.TableProduction), sink.QualifiedName(schemas.TableReplay), sink.CatalogDescription())
 	}
 	base, err := findBaseline(ctx, sink, runID, baselineID)
 	if err != nil {
@@ -218,10 +219,18 @@ func run(ctx context.Context, cfg Config, sink *sinks.Iceberg, opts Options) (*S
 		"noise_excluded", sum.Overall.NoiseExcluded,
 		"only_production", sum.Overall.OnlyProduction, "only_replay", sum.Overall.OnlyReplay,
 		"replay_amplified", sum.Overall.ReplayAmplified,
-		"match_rate", sum.MatchRate, "endpoints", len(sum.Endpoints), "spilled", sum.Spilled,
+		"match_rate", RateLogValue(sum.MatchRate), "endpoints", len(sum.Endpoints), "spilled", sum.Spilled,
 		"duration", time.Since(start))
 
 	return sum, nil
+}
+
+// InputTables are the tables Run reads and requires: the caller opens the
+// sink with sinks.OpenIcebergReadOnly(…, InputTables()). baseline_responses
+// is read when it exists. Run creates only its output tables
+// (schemas.ComparisonTableNames), through ReplaceRun.
+func InputTables() []string {
+	return []string{schemas.TableProduction, schemas.TableReplay}
 }
 
 // baseline is where a comparison's baseline rows are: the rows of runID in
@@ -249,6 +258,10 @@ func findBaseline(ctx context.Context, sink *sinks.Iceberg, runID, baselineRunID
 		return baseline{source: BaselineFromRun, table: schemas.TableReplay, runID: baselineRunID, rows: size.Rows}, nil
 	}
 	size, err := sink.RunSize(ctx, schemas.TableBaseline, runID)
+	if errors.Is(err, catalog.ErrNoSuchTable) {
+		// A warehouse older than baseline_responses, opened read-only.
+		return baseline{}, nil
+	}
 	if err != nil {
 		return baseline{}, err
 	}

@@ -314,7 +314,7 @@ func TestRunKnownDifferences(t *testing.T) {
 	if o != wantOverall {
 		t.Errorf("overall:\n got  %+v\n want %+v", o, wantOverall)
 	}
-	if want := 119.0 / 135; sum.MatchRate != want || sum.Overall.MatchRate() != want {
+	if want := 119.0 / 135; sum.MatchRate == nil || *sum.MatchRate != want || *sum.Overall.MatchRate() != want {
 		t.Errorf("match rate = %v, want %v", sum.MatchRate, want)
 	}
 	if sum.RunID != "r1" || sum.Spilled || sum.ComparedAt.IsZero() ||
@@ -502,8 +502,8 @@ func readSummary(t testing.TB, s *sinks.Iceberg, runID string) map[string]compar
 			ProductionP90: d("production_p90_ms"), ProductionP99: d("production_p99_ms"),
 			ReplayP50: d("replay_p50_ms"), ReplayP90: d("replay_p90_ms"), ReplayP99: d("replay_p99_ms"),
 		}
-		if got, want := d("match_rate"), c.MatchRate(); got != want {
-			t.Errorf("%s: match_rate = %v, want %v", c.Endpoint, got, want)
+		if r := col[*array.Float64](rec, "match_rate"); r.IsNull(i) != (c.MatchRate() == nil) || (r.IsValid(i) && r.Value(i) != *c.MatchRate()) {
+			t.Errorf("%s: match_rate = %v, want %v", c.Endpoint, r.ValueStr(i), c.MatchRate())
 		}
 		if _, dup := out[c.Endpoint]; dup {
 			t.Errorf("comparison_summary holds %s twice", c.Endpoint)
@@ -642,7 +642,7 @@ func TestRerunReplacesTheRunsRows(t *testing.T) {
 	}
 	write(t, s, "r3", same)
 	clean := run(t, s, cfg, "r3")
-	if clean.Overall.Mismatched != 0 || clean.MatchRate != 1 || len(clean.TopMismatches) != 0 || clean.TopMismatches == nil {
+	if clean.Overall.Mismatched != 0 || clean.MatchRate == nil || *clean.MatchRate != 1 || len(clean.TopMismatches) != 0 || clean.TopMismatches == nil {
 		t.Errorf("clean run = %+v", clean)
 	}
 	if n := countRows(t, s, schemas.TableComparisonMismatches, "r3"); n != 0 {

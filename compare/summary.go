@@ -1,6 +1,12 @@
 package compare
 
-import "time"
+import (
+	"encoding/json"
+	"log/slog"
+	"time"
+
+	"github.com/replaykit/replay/schemas"
+)
 
 // Classes of a joined pair.
 const (
@@ -65,8 +71,9 @@ type Summary struct {
 	// TopMismatches are the first mismatches by impact, for the report's
 	// side-by-side diffs (bodies truncated for display).
 	TopMismatches []Mismatch `json:"top_mismatches"`
-	// MatchRate is Overall.MatchRate(), repeated for scripts.
-	MatchRate float64 `json:"match_rate"`
+	// MatchRate is Overall.MatchRate(), repeated for scripts: null when
+	// no pair was compared.
+	MatchRate *float64 `json:"match_rate"`
 	// Spilled reports whether the join spilled to disk (memory budget).
 	Spilled bool `json:"spilled"`
 	// Tables and Report say where the results are.
@@ -106,13 +113,33 @@ type Counts struct {
 	ReplayP99     float64 `json:"replay_p99_ms"`
 }
 
-// MatchRate is matched / (matched + mismatched); 1 when nothing was
-// compared. Lineage- and noise-excluded pairs do not count.
-func (c Counts) MatchRate() float64 {
-	if n := c.Matched + c.Mismatched; n > 0 {
-		return float64(c.Matched) / float64(n)
+// MatchRate is matched / (matched + mismatched), computed by
+// schemas.MatchRate; nil (undefined) when no pair was compared. Lineage-
+// and noise-excluded pairs do not count. The JSON summary, report.html,
+// comparison_summary and the compare command all take it from here.
+func (c Counts) MatchRate() *float64 {
+	return schemas.MatchRate(c.Matched, c.Mismatched)
+}
+
+// MarshalJSON writes the counts with their match_rate (null when no pair
+// was compared). Decoding ignores match_rate: it is derived.
+func (c Counts) MarshalJSON() ([]byte, error) {
+	type plain Counts // without this method
+
+	return json.Marshal(struct {
+		plain
+		MatchRate *float64 `json:"match_rate"`
+	}{plain(c), c.MatchRate()})
+}
+
+// RateLogValue is a match rate for a log line: the number, or "n/a" when
+// it is undefined.
+func RateLogValue(r *float64) slog.Value {
+	if r == nil {
+		return slog.StringValue("n/a")
 	}
-	return 1
+
+	return slog.Float64Value(*r)
 }
 
 // PathCount is one differing JSON path and how often it differed.

@@ -397,7 +397,11 @@ func summaryRecord(mem memory.Allocator, runID string, comparedAt time.Time, row
 		str("run_id").Append(runID)
 		str("endpoint").Append(c.Endpoint)
 		ts.Append(arrow.Timestamp(comparedAt.UnixMicro()))
-		dbl("match_rate").Append(c.MatchRate())
+		if r := c.MatchRate(); r != nil {
+			dbl("match_rate").Append(*r)
+		} else {
+			dbl("match_rate").AppendNull() // undefined: no pair compared
+		}
 		for name, v := range map[string]int64{
 			"production_total": c.ProductionTotal, "replay_total": c.ReplayTotal, "joined": c.Joined,
 			"only_production": c.OnlyProduction, "only_replay": c.OnlyReplay, "matched": c.Matched,

@@ -149,7 +149,7 @@ func checkComparison(t *testing.T, ctx context.Context, dir string, sum *Summary
 	if _, err := os.Stat(c.Report); err != nil {
 		t.Errorf("report: %v", err)
 	}
-	if c.MatchRate >= 1 || c.MatchRate < 0.9 {
+	if c.MatchRate == nil || *c.MatchRate >= 1 || *c.MatchRate < 0.9 {
 		t.Errorf("match rate %v", c.MatchRate)
 	}
 }

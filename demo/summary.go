@@ -63,7 +63,11 @@ func (s *Summary) Print(w io.Writer) {
 	if c := s.Comparison; c != nil {
 		o := c.Overall
 		fmt.Fprintf(w, "  comparison (replay compare --run %s):\n", s.RunID)
-		fmt.Fprintf(w, "    match rate             %.2f%%  (%d matched, %d mismatched)\n", 100*c.MatchRate, o.Matched, o.Mismatched)
+		rate := "n/a"
+		if c.MatchRate != nil {
+			rate = fmt.Sprintf("%.2f%%", 100**c.MatchRate)
+		}
+		fmt.Fprintf(w, "    match rate             %s  (%d matched, %d mismatched)\n", rate, o.Matched, o.Mismatched)
 		fmt.Fprintf(w, "    lineage excluded       %6d  (the candidate used a newer catalog dependency)\n", o.LineageExcluded)
 		fmt.Fprintf(w, "    production only        %6d  (not replayed)\n", o.OnlyProduction)
 		if len(c.TopPaths) > 0 {

@@ -233,7 +233,7 @@ func TestLiveCompareCountsLikeBatchCompare(t *testing.T) {
 	if !maps.Equal(st.Live, want) {
 		t.Errorf("Live = %+v, want %+v", st.Live, want)
 	}
-	if got, wantRate := st.LiveTotal.MatchRate(), 33.0/45; got != wantRate {
+	if got, wantRate := st.LiveTotal.MatchRate(), 33.0/45; got == nil || *got != wantRate {
 		t.Errorf("MatchRate = %v, want %v", got, wantRate)
 	}
 	if st.ReplayErrors[schemas.ErrorReset] != 3 {

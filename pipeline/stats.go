@@ -82,13 +82,11 @@ type LiveCounts struct {
 	Lineage    int64 // lineage differs on a shared key: excluded from the match rate
 }
 
-// MatchRate is Matched / (Matched + Mismatched), as batch compare defines
-// it; 1 when nothing was compared.
-func (c LiveCounts) MatchRate() float64 {
-	if c.Matched+c.Mismatched == 0 {
-		return 1
-	}
-	return float64(c.Matched) / float64(c.Matched+c.Mismatched)
+// MatchRate is Matched / (Matched + Mismatched), by schemas.MatchRate,
+// the definition batch compare uses too; nil (undefined) when nothing was
+// compared.
+func (c LiveCounts) MatchRate() *float64 {
+	return schemas.MatchRate(c.Matched, c.Mismatched)
 }
 
 // TableRows counts rows per output table.

@@ -34,7 +34,7 @@ func comparisonSummarySchema() *iceberg.Schema {
 		req(fieldRunID, "run_id", typeString, "migration run compared"),
 		req(2, "endpoint", typeString, `normalized endpoint, e.g. "GET /v1/titles/{id}"; "*" is the whole run`),
 		req(3, "compared_at", typeTsTz, "when compare ran"),
-		opt(4, "match_rate", typeDouble, "matched / (matched + mismatched); 1 when nothing was compared"),
+		opt(4, "match_rate", typeDouble, "matched / (matched + mismatched); null when nothing was compared"),
 		opt(5, "production_total", typeLong, "production rows"),
 		opt(6, "replay_total", typeLong, "replay rows"),
 		opt(7, "joined", typeLong, "correlation IDs with both rows"),

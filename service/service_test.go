@@ -215,7 +215,7 @@ func TestLiveCompareFromConfigFile(t *testing.T) {
 		t.Errorf("batch endpoints %+v: want three, the route named by compare.normalize.routes", batch)
 	}
 	if o := sum.Overall; o.Matched != st.LiveTotal.Matched || o.Mismatched != st.LiveTotal.Mismatched ||
-		o.LineageExcluded != st.LiveTotal.Lineage || sum.MatchRate != st.LiveTotal.MatchRate() {
-		t.Errorf("batch overall %+v (rate %v), live %+v (rate %v)", o, sum.MatchRate, st.LiveTotal, st.LiveTotal.MatchRate())
+		o.LineageExcluded != st.LiveTotal.Lineage || sum.MatchRate == nil || st.LiveTotal.MatchRate() == nil || *sum.MatchRate != *st.LiveTotal.MatchRate() {
+		t.Errorf("batch overall %+v (rate %v), live %+v (rate %v)", o, compare.RateLogValue(sum.MatchRate), st.LiveTotal, compare.RateLogValue(st.LiveTotal.MatchRate()))
 	}
 }

@@ -236,7 +236,7 @@ func TestSingleRunBaselineCancelsNoise(t *testing.T) {
 	if !slices.Equal(gotMismatches, wantMismatches) {
 		t.Errorf("mismatches %v, want the candidate's bugs %v", gotMismatches, wantMismatches)
 	}
-	if sum.MatchRate != float64(matched)/float64(matched+k) {
+	if sum.MatchRate == nil || *sum.MatchRate != float64(matched)/float64(matched+k) {
 		t.Errorf("match rate %v, want %d/%d", sum.MatchRate, matched, matched+k)
 	}
 

@@ -16,11 +16,18 @@ import (
 // --min-match-rate.
 const exitBelowThreshold = 3
 
-// thresholdError reports a match rate below the gate.
-type thresholdError struct{ rate, min float64 }
+// thresholdError reports a match rate below the gate, or undefined (rate
+// nil: no pair was compared), which does not pass it either.
+type thresholdError struct {
+	rate *float64
+	min  float64
+}
 
 func (e thresholdError) Error() string {
-	return fmt.Sprintf("match rate %.4f is below the minimum %.4f (compare.min_match_rate)", e.rate, e.min)
+	if e.rate == nil {
+		return fmt.Sprintf("match rate is undefined: no pair was compared (all excluded, or without a replay or production row), so it cannot reach the minimum %.4f (compare.min_match_rate)", e.min)
+	}
+	return fmt.Sprintf("match rate %.4f is below the minimum %.4f (compare.min_match_rate)", *e.rate, e.min)
 }
 
 func newCompareCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -53,8 +60,17 @@ over baseline_responses. The summary's baseline_source says which was used.
 Re-running compare for a run replaces its results. A run larger than
 compare.memory_budget is joined in partitions spilled to disk.
 
+compare opens the catalog read-only: the catalog (a SQLite file must
+exist), the namespace, production_responses and replay_responses must be
+there, or it fails naming what it looked for and where, having created
+nothing. It creates only its own output tables, comparison_summary and
+comparison_mismatches, when they are missing. A match rate over 0 compared
+pairs is undefined: null in the JSON, n/a in the report, NULL in the table.
+
 Exit status: 0, or 3 when the match rate is below --min-match-rate
-(compare.min_match_rate), 2 for a bad configuration, 1 for any other failure.`,
+(compare.min_match_rate) or undefined while a minimum is set, 2 for a bad
+configuration, 1 for any other failure (a catalog, namespace, table or run
+not found among them).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if flags.runID == "" {
@@ -70,7 +86,10 @@ Exit status: 0, or 3 when the match rate is below --min-match-rate
 				return err
 			}
 			logger := cfg.Log.Logger(stderr)
-			sink, err := sinks.OpenIceberg(cmd.Context(), cfg.Sink, logger)
+			// Read-only: a mistyped catalog path, namespace or table is an
+			// error naming it, not a new empty catalog. Only compare's own
+			// output tables are created (by ReplaceRun) once the run is found.
+			sink, err := sinks.OpenIcebergReadOnly(cmd.Context(), cfg.Sink, logger, compare.InputTables())
 			if err != nil {
 				return err
 			}
@@ -83,14 +102,14 @@ Exit status: 0, or 3 when the match rate is below --min-match-rate
 			if err := sum.WriteReportFile(sum.Report); err != nil {
 				return fmt.Errorf("write report: %w", err)
 			}
-			logger.Info("comparison written", "run_id", cfg.RunID, "match_rate", sum.MatchRate, "report", sum.Report,
+			logger.Info("comparison written", "run_id", cfg.RunID, "match_rate", compare.RateLogValue(sum.MatchRate), "report", sum.Report,
 				"summary_table", sum.SummaryTable, "mismatches_table", sum.MismatchesTable)
 			enc := json.NewEncoder(stdout)
 			enc.SetIndent("", "  ")
 			if err := enc.Encode(sum); err != nil {
 				return err
 			}
-			if m := cfg.Compare.MinMatchRate; m > 0 && sum.MatchRate < m {
+			if m := cfg.Compare.MinMatchRate; m > 0 && (sum.MatchRate == nil || *sum.MatchRate < m) {
 				return thresholdError{sum.MatchRate, m}
 			}
 			return nil

@@ -3,15 +3,21 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/replaykit/replay/compare"
 	"github.com/replaykit/replay/config"
 	"github.com/replaykit/replay/demo"
+	"github.com/replaykit/replay/sinks"
 )
 
 // TestCompareCommand runs `replay compare` on a demo run: the JSON summary on
@@ -57,4 +63,92 @@ func TestCompareCommand(t *testing.T) {
 	if code := run([]string{"compare", "--config", cfgFile}, &stdout, &stderr); code != exitConfig {
 		t.Errorf("without --run: exit %d, want %d", code, exitConfig)
 	}
+}
+
+// TestCompareOpensReadOnly runs the built binary's compare against catalogs
+// that are not there or not what was asked for: it fails with exit 1 and a
+// message naming what it looked for and where, and creates nothing — no
+// SQLite file, no directories, no namespace, no tables.
+func TestCompareOpensReadOnly(t *testing.T) {
+	bin := replayBinary(t)
+	dir := t.TempDir()
+	compareWith := func(t *testing.T, uri, warehouse, namespace, runID string) (int, string) {
+		t.Helper()
+		cfg := filepath.Join(t.TempDir(), "compare.yaml")
+		writeFile(t, cfg, "sink:\n  namespace: "+namespace+"\n  catalog:\n    uri: "+uri+"\n    warehouse: "+warehouse+
+			"\ncompare:\n  report: "+filepath.Join(t.TempDir(), "report.html")+"\nlog:\n  level: warn\n")
+		cmd := exec.Command(bin, "compare", "--run", runID, "--config", cfg)
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		if err != nil && !errors.As(err, &exit) {
+			t.Fatalf("run %s: %v", bin, err)
+		}
+		return cmd.ProcessState.ExitCode(), string(out)
+	}
+
+	t.Run("mistyped catalog path", func(t *testing.T) {
+		typo := filepath.Join(dir, "replay-dta", "catalog.db")
+		warehouse := filepath.Join(dir, "replay-dta", "warehouse")
+		code, out := compareWith(t, typo, warehouse, "replay", "run-1")
+		if code != 1 || !strings.Contains(out, typo) || !strings.Contains(out, "sink.catalog.uri") {
+			t.Errorf("exit %d, want 1 with a message naming %s and sink.catalog.uri:\n%s", code, typo, out)
+		}
+		for _, p := range []string{typo, warehouse, filepath.Dir(typo)} {
+			if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("compare created %s (stat: %v)", p, err)
+			}
+		}
+	})
+
+	// A real catalog with replay's tables in namespace replay and no rows.
+	uri, warehouse := filepath.Join(dir, "data", "catalog.db"), filepath.Join(dir, "data", "warehouse")
+	sinkCfg := sinks.DefaultIcebergConfig()
+	sinkCfg.Catalog.URI, sinkCfg.Catalog.Warehouse = uri, warehouse
+	sink, err := sinks.OpenIceberg(context.Background(), sinkCfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Close(); err != nil {
+		t.Fatal(err)
+	}
+	namespaces := func(t *testing.T) []string {
+		t.Helper()
+		db, err := sql.Open("sqlite", uri)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		rows, err := db.Query(`SELECT DISTINCT table_namespace FROM iceberg_tables UNION SELECT DISTINCT namespace FROM iceberg_namespace_properties ORDER BY 1`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var ns string
+			if err := rows.Scan(&ns); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, ns)
+		}
+		return out
+	}
+
+	t.Run("mistyped namespace", func(t *testing.T) {
+		code, out := compareWith(t, uri, warehouse, "replya", "run-1")
+		if code != 1 || !strings.Contains(out, `"replya"`) || !strings.Contains(out, uri) || !strings.Contains(out, "sink.namespace") {
+			t.Errorf("exit %d, want 1 with a message naming namespace replya, %s and sink.namespace:\n%s", code, uri, out)
+		}
+		if got := namespaces(t); !slices.Equal(got, []string{"replay"}) {
+			t.Errorf("namespaces after compare: %v, want only replay", got)
+		}
+	})
+
+	t.Run("run without rows", func(t *testing.T) {
+		code, out := compareWith(t, uri, warehouse, "replay", "no-such-run")
+		if code != 1 || !strings.Contains(out, `"no-such-run"`) || !strings.Contains(out, uri) ||
+			!strings.Contains(out, "replay.production_responses") {
+			t.Errorf("exit %d, want 1 with a message naming the run, %s and the tables:\n%s", code, uri, out)
+		}
+	})
 }
