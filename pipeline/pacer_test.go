@@ -169,12 +169,15 @@ func TestPausedReservesNothingUntilResumed(t *testing.T) {
 	}
 }
 
-// row is a finished replay: status 0 means a refused connection.
-func row(status int, latency time.Duration) *schemas.ReplayRow {
+// row is a replay finished at done after latency (so sent at done −
+// latency: the guardrail judges only replays sent after its last trip);
+// status 0 means a refused connection.
+func row(done time.Time, status int, latency time.Duration) *schemas.ReplayRow {
+	sent := done.Add(-latency).UTC()
 	if status == 0 {
-		return &schemas.ReplayRow{ErrorKind: schemas.ErrorRefused, ReplayedAt: t0}
+		return &schemas.ReplayRow{ErrorKind: schemas.ErrorRefused, ReplayedAt: sent}
 	}
-	return &schemas.ReplayRow{Response: &schemas.Response{Status: status, LatencyMS: float64(latency) / float64(time.Millisecond)}}
+	return &schemas.ReplayRow{ReplayedAt: sent, Response: &schemas.Response{Status: status, LatencyMS: float64(latency) / float64(time.Millisecond)}}
 }
 
 func TestGuardrailStepsTheRampBackThenPauses(t *testing.T) {
@@ -194,7 +197,8 @@ func TestGuardrailStepsTheRampBackThenPauses(t *testing.T) {
 	wake := pc.reserve(now, now).notify
 	// Healthy traffic never trips it; nor do errors below min_requests.
 	for i := range 20 {
-		g.report(now.Add(time.Duration(i)*10*time.Millisecond), row(200, 5*time.Millisecond))
+		at := now.Add(time.Duration(i) * 10 * time.Millisecond)
+		g.report(at, row(at, 200, 5*time.Millisecond))
 	}
 	if st := status(now); st.Guardrail.State != GuardrailOK {
 		t.Fatalf("healthy traffic tripped the guardrail: %+v", st.Guardrail)
@@ -202,7 +206,8 @@ func TestGuardrailStepsTheRampBackThenPauses(t *testing.T) {
 	// The target fails: 10 errors out of 30 is 33% > 20%.
 	now = now.Add(400 * time.Millisecond)
 	for i := range 10 {
-		g.report(now.Add(time.Duration(i)*100*time.Millisecond), row(503, time.Millisecond))
+		at := now.Add(time.Duration(i) * 100 * time.Millisecond)
+		g.report(at, row(at, 503, time.Millisecond))
 	}
 	now = now.Add(time.Second)
 	select {
@@ -218,6 +223,17 @@ func TestGuardrailStepsTheRampBackThenPauses(t *testing.T) {
 	if p := pc.reserve(now, now); p.paused || p.cancel == nil {
 		t.Fatalf("stepped back: %+v, want paced at stage 0's rate", p)
 	}
+	// Replies of requests sent before the trip, arriving after it, are not
+	// judged: the overload that tripped it cannot trip it again.
+	for i := range 30 {
+		at := now.Add(time.Duration(i) * time.Millisecond)
+		r := row(at, 503, time.Millisecond)
+		r.ReplayedAt = st.Guardrail.Since.Add(-time.Millisecond)
+		g.report(at, r)
+	}
+	if st := status(now); st.Guardrail.Trips != 1 || st.RampStage != 0 || st.Paused {
+		t.Fatalf("replies sent before the trip: %+v, want still 1 trip, held at stage 0", st)
+	}
 	// Held: stage 0 does not advance while tripped.
 	if st := status(now.Add(10 * time.Second)); st.RampStage != 0 || !st.RampStageEndsAt.IsZero() {
 		t.Fatalf("held stage advanced: %+v", st)
@@ -225,7 +241,8 @@ func TestGuardrailStepsTheRampBackThenPauses(t *testing.T) {
 	// Still failing at stage 0: the next trip pauses.
 	later := now.Add(20 * time.Second)
 	for i := range 10 {
-		g.report(later.Add(time.Duration(i)*60*time.Millisecond), row(0, 0))
+		at := later.Add(time.Duration(i) * 60 * time.Millisecond)
+		g.report(at, row(at, 0, 0))
 	}
 	later = later.Add(time.Second)
 	st = status(later)
@@ -256,7 +273,8 @@ func TestGuardrailP99AndCooldown(t *testing.T) {
 		if i%10 == 0 { // 10% slow: p99 is slow
 			lat = 800 * time.Millisecond
 		}
-		g.report(now.Add(time.Duration(i)*time.Millisecond), row(200, lat))
+		at := now.Add(time.Duration(i) * time.Millisecond)
+		g.report(at, row(at, 200, lat))
 	}
 	var st ControlStatus
 	pc.status(&st, now)
