@@ -148,7 +148,7 @@ func TestDuplicateIDsWithinTheWindow(t *testing.T) {
 		{"a", 0, false, 0},
 		{"a", 0, false, 0}, // the same record read again
 		{"b", 1, false, 0},
-		{"a", 2, true, 0}, // a second record with a's ID
+		{"a", 2, true, 0},  // a second record with a's ID
 		{"c", 3, false, 0}, // a falls out of the window
 		{"a", 4, false, 0},
 		{"c", 5, true, 3},

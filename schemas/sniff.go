@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"regexp"
 
-	jsonv1 "github.com/go-json-experiment/json/v1"
 	"github.com/go-json-experiment/json/jsontext"
+	jsonv1 "github.com/go-json-experiment/json/v1"
 )
 
 // Reasons of a DecodeError (DeadLetterRow.Reason): a small fixed set, so
