@@ -177,7 +177,11 @@ func (p *Pipeline) release(r *run, n int) {
 // ctx ended or the source returned io.EOF. It returns an error when the
 // source, the sink or a worker failed, or a record was captured from the
 // target (ErrProductionTarget); results flushed before the failure are
-// still committed. Run may be called once.
+// still committed. After a clean shutdown it returns an error wrapping
+// ErrDeadLetters when the run's dead letters are over
+// Decode.MaxDeadLetterRatio of the records it read, or are all of them
+// (deadletters.go); everything, dead letters included, is committed by
+// then. Run may be called once.
 func (p *Pipeline) Run(ctx context.Context) error {
 	if !p.started.CompareAndSwap(false, true) {
 		return errors.New("run pipeline: Run may be called only once")
