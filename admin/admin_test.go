@@ -33,7 +33,9 @@ var sampleStats = pipeline.Stats{
 	RowsWritten:  pipeline.TableRows{Production: 40, Replay: 35, Baseline: 34, DeadLetter: 2},
 	Flushes:      6, Commits: 5, CommitErrors: 1, InFlight: 7,
 	Breaker: pipeline.BreakerOpen, BreakerOpens: 2,
-	Committed: schemas.Offsets{{Topic: "captures", Partition: 1}: 20, {Topic: "captures", Partition: 0}: 22},
+	DeadLetters:  map[string]int64{schemas.ReasonBadJSON: 1, schemas.ReasonBodyTooLarge: 1},
+	DuplicateIDs: 3,
+	Committed:    schemas.Offsets{{Topic: "captures", Partition: 1}: 20, {Topic: "captures", Partition: 0}: 22},
 }
 
 // start runs an admin server on a free loopback port and returns its base
@@ -149,6 +151,10 @@ func TestAdminMetrics(t *testing.T) {
 		"replay_records_consumed_total 42",
 		"replay_records_decoded_total 40",
 		"replay_records_dead_lettered_total 2",
+		`replay_dead_letters_total{reason="bad_json"} 1`,
+		`replay_dead_letters_total{reason="body_too_large"} 1`,
+		`replay_dead_letters_total{reason="missing_request"} 0`,
+		"replay_duplicate_ids_total 3",
 		"replay_records_filtered_total 5",
 		"replay_replayed_total 35",
 		`replay_replay_errors_total{kind="timeout"} 4`,

@@ -39,6 +39,7 @@ type statsCollector struct {
 	replayed, replayErrors, retries, rowsWritten *prometheus.Desc
 	flushes, commits, commitErrors, inFlight     *prometheus.Desc
 	breakerState, breakerOpens                   *prometheus.Desc
+	deadLetters, duplicateIDs                    *prometheus.Desc
 
 	effectiveRate, effectivePace, dialPercent, paused, mode, rampStage *prometheus.Desc
 	guardrailState, guardrailTrips, guardrailErrorRate, guardrailP99   *prometheus.Desc
@@ -73,6 +74,8 @@ func newStatsCollector(src StatsSource, control Controller, lag LagSource, endpo
 		inFlight:     d("replay_in_flight", "Records holding an in-flight slot now."),
 		breakerState: d("replay_breaker_state", "Circuit breaker state: 1 for the current state, 0 for the others.", "state"),
 		breakerOpens: d("replay_breaker_opens_total", "Times the circuit breaker opened."),
+		deadLetters:  d("replay_dead_letters_total", "Records written to dead_letters, by reason (a fixed set: bad_json, missing_request, invalid_field, bad_body_encoding, body_too_large, decode_error).", "reason"),
+		duplicateIDs: d("replay_duplicate_ids_total", "Decoded records whose correlation ID a distinct earlier record within decode.duplicate_window carried; replay compare counts every one."),
 
 		effectiveRate:      d("replay_control_effective_rate", "Replay rate requested now, in requests per second (rate mode or a rate ramp stage); 0 when unlimited or pacing by capture time."),
 		effectivePace:      d("replay_control_effective_pace", "Multiple of the captured pace in force now (pace mode or a pace ramp stage); 0 otherwise."),
@@ -92,7 +95,7 @@ func newStatsCollector(src StatsSource, control Controller, lag LagSource, endpo
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.consumed, c.decoded, c.deadLettered, c.filtered, c.dialedOut, c.amplified, c.keyQueued, c.replayed, c.replayErrors, c.retries,
-		c.rowsWritten, c.flushes, c.commits, c.commitErrors, c.inFlight, c.breakerState, c.breakerOpens,
+		c.rowsWritten, c.flushes, c.commits, c.commitErrors, c.inFlight, c.breakerState, c.breakerOpens, c.deadLetters, c.duplicateIDs,
 		c.effectiveRate, c.effectivePace, c.dialPercent, c.paused, c.mode, c.rampStage,
 		c.guardrailState, c.guardrailTrips, c.guardrailErrorRate, c.guardrailP99, c.liveCompared, c.consumerLag,
 	} {
@@ -112,6 +115,12 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.decoded, s.Decoded)
 	counter(c.deadLettered, s.DeadLettered)
 	counter(c.filtered, s.Filtered)
+	// Every reason, zero included, so an alert sees the series before the
+	// first dead letter; the set is fixed (pipeline.DeadLetterReasons).
+	for _, reason := range pipeline.DeadLetterReasons() {
+		counter(c.deadLetters, s.DeadLetters[reason], reason)
+	}
+	counter(c.duplicateIDs, s.DuplicateIDs)
 	counter(c.dialedOut, s.DialedOut)
 	counter(c.amplified, s.Amplified)
 	counter(c.keyQueued, s.KeyQueued)

@@ -89,7 +89,7 @@ func (a *aggregator) add(o *outcome) error {
 	for _, st := range []*endpointStats{&a.all, ep} {
 		st.add(o)
 	}
-	if o.class == ClassAmplified {
+	if o.class == ClassAmplified || o.class == ClassDuplicate {
 		return nil // counted, nothing else
 	}
 	p, r := o.production, o.replay
@@ -125,6 +125,13 @@ func (st *endpointStats) add(o *outcome) {
 	c := &st.counts
 	if o.class == ClassAmplified {
 		c.ReplayAmplified++
+
+		return
+	}
+	if o.class == ClassDuplicate {
+		if o.production != nil {
+			c.Duplicates++
+		}
 
 		return
 	}

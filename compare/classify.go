@@ -12,6 +12,9 @@ import (
 type pair struct {
 	production, replay *sideRow
 	baseline           *sideRow
+	// duplicate: a row set aside because a record at lower coordinates
+	// carries its correlation ID (ClassDuplicate); one side only.
+	duplicate bool
 }
 
 // outcome is what a worker decided about one pair.
@@ -33,6 +36,12 @@ type outcome struct {
 func classify(norm *normalize.Normalizer, p pair) outcome {
 	o := outcome{pair: p}
 	switch {
+	case p.duplicate && p.production != nil:
+		o.endpoint = norm.Endpoint(p.production.method, p.production.path)
+		o.class = ClassDuplicate
+	case p.duplicate:
+		o.endpoint = norm.Endpoint(p.replay.method, p.replay.path)
+		o.class = ClassDuplicate
 	case p.production == nil && p.replay.amplified:
 		o.endpoint = norm.Endpoint(p.replay.method, p.replay.path)
 		o.class = ClassAmplified

@@ -14,6 +14,11 @@
 //     reading it out of Arrow record batches.
 //   - spill.go: the join's spill files, a length-prefixed binary encoding of
 //     sideRows (why not Arrow IPC or gob: see the file).
+//   - duplicates.go: correlation IDs carried by more than one record,
+//     found by a pass over the run's production IDs and coordinates
+//     before the join (spilled past the budget); the record at the lowest
+//     source coordinates is joined, the others set aside as
+//     ClassDuplicate, counted and listed in Summary.Duplicates.
 //   - classify.go: one pair's class (matched, mismatched, lineage mismatch,
 //     noise, only one side, amplified copy), run on Config.Workers
 //     goroutines.

@@ -160,6 +160,8 @@ type reportView struct {
 	Mismatches     []reportMismatch
 	MismatchesOf   string
 	MismatchesMore bool
+	// Duplicates is the duplicate correlation IDs section; nil hides it.
+	Duplicates *DuplicateSummary
 }
 
 type reportRate struct {
@@ -278,6 +280,7 @@ func newReportView(s *Summary) *reportView {
 		v.Tiles = append(v.Tiles, reportTile{Label: "Amplified copies", Value: reportInt(o.ReplayAmplified),
 			Hint: "extra replays (evacuation multipliers); not compared", Class: "note"})
 	}
+	addDuplicates(v, s)
 
 	for _, c := range s.Endpoints {
 		if c.Endpoint == EndpointAll {

@@ -71,6 +71,9 @@ var (
 	productionColumns = []string{"correlation_id", "request_method", "request_path", "response_status",
 		"response_headers", "response_body", "response_latency_ms", "lineage"}
 	replayColumns = append(append([]string(nil), productionColumns...), "error_kind", "amplified_from")
+	// coordColumns are read too, from both sides, to tell duplicates
+	// apart (duplicates.go).
+	coordColumns = []string{"source_topic", "source_partition", "source_offset"}
 )
 
 // batchReader reads sideRows out of record batches of one side.
@@ -83,6 +86,9 @@ type batchReader struct {
 	lineage           *array.Map
 	errKind           *array.String // nil for production
 	amplifiedFrom     *array.String // nil for production
+	topic             *array.String
+	partition         *array.Int32
+	offset            *array.Int64
 }
 
 // newBatchReader binds the columns of rec, with the replay side's own
@@ -114,6 +120,8 @@ func newBatchReader(rec arrow.RecordBatch, replaySide bool) (*batchReader, error
 			*d, ok = col.(*array.Binary)
 		case **array.Float64:
 			*d, ok = col.(*array.Float64)
+		case **array.Int64:
+			*d, ok = col.(*array.Int64)
 		}
 		if !ok {
 			errs = append(errs, fmt.Sprintf("column %s is %s", name, col.DataType()))
@@ -127,6 +135,9 @@ func newBatchReader(rec arrow.RecordBatch, replaySide bool) (*batchReader, error
 	bind("response_body", &br.body)
 	bind("response_latency_ms", &br.latency)
 	bind("lineage", &br.lineage)
+	bind("source_topic", &br.topic)
+	bind("source_partition", &br.partition)
+	bind("source_offset", &br.offset)
 	if replaySide {
 		bind("error_kind", &br.errKind)
 		bind("amplified_from", &br.amplifiedFrom)
@@ -220,6 +231,15 @@ func (br *batchReader) light(i int) *sideRow {
 	r.amplified = br.isAmplified(i)
 
 	return r
+}
+
+// coordAt reads row i's source coordinates; ok is false when any is null.
+// Its topic aliases the batch: clone it to keep it.
+func (br *batchReader) coordAt(i int) coord {
+	if br.topic.IsNull(i) || br.partition.IsNull(i) || br.offset.IsNull(i) {
+		return coord{}
+	}
+	return coord{topic: br.topic.Value(i), partition: br.partition.Value(i), offset: br.offset.Value(i), ok: true}
 }
 
 // isAmplified reports whether row i is a replay row of an amplified copy.

@@ -167,6 +167,11 @@ func run(ctx context.Context, cfg Config, sink *sinks.Iceberg, opts Options) (*S
 		prog:     newProgress(opts.Progress, opts.Logger, runID, prodSize.Rows+replaySize.Rows),
 		stream:   stream.New().WithMaxGoroutines(cfg.workers()),
 	}
+	if j.dups, err = j.findDuplicates(ctx); err != nil {
+		mw.discard()
+
+		return nil, err
+	}
 	joinErr := j.join(ctx)
 	if joinErr == nil {
 		j.flushChunk()
@@ -188,6 +193,12 @@ func run(ctx context.Context, cfg Config, sink *sinks.Iceberg, opts Options) (*S
 			"tracked_paths", maxTrackedPaths, "differences_not_tracked", n)
 	}
 	sum.RunID = runID
+	sum.Duplicates = summarizeDuplicates(j.dups)
+	if d := sum.Duplicates; d.IDs > 0 {
+		logger.Warn("correlation ids carried by more than one record: the lowest source coordinates joined, the others set aside",
+			"run_id", runID, "duplicate_ids", d.IDs, "rows_set_aside", d.Rows, "first", d.Examples[0].CorrelationID,
+			"joined", d.Examples[0].Joined, "set_aside", strings.Join(d.Examples[0].SetAside, ","))
+	}
 	if base.source != "" {
 		sum.BaselineSource, sum.BaselineRunID, sum.BaselineTable = base.source, base.runID, sink.QualifiedName(base.table)
 	}
@@ -288,6 +299,9 @@ type job struct {
 	stream   *stream.Stream
 	chunk    []pair
 	spilled  bool
+	// dups are the correlation IDs carried by more than one record
+	// (duplicates.go); their rows but the lowest record's are set aside.
+	dups map[string]*dupGroup
 	// overBudget counts partitions joined over the memory budget (at
 	// maxSpillDepth); overBudgetMax is the largest.
 	overBudget    int
@@ -388,6 +402,7 @@ func (j *job) scan(ctx context.Context, tableName, runID string, fn func(br *bat
 	if tableName != schemas.TableProduction { // replay_responses or baseline_responses
 		columns, replaySide = replayColumns, true
 	}
+	columns = append(append([]string(nil), columns...), coordColumns...)
 	batches, err := j.sink.ScanRunBatches(ctx, tableName, runID, columns...)
 	if err != nil {
 		return err
@@ -569,6 +584,9 @@ func (j *job) join(ctx context.Context) error {
 			// An extra replay of a record: no production row to join.
 			return j.emit(pair{replay: br.light(i)})
 		}
+		if j.setAside(br.cid.Value(i), br.coordAt(i)) {
+			return j.emit(pair{replay: br.light(i), duplicate: true})
+		}
 		return build(br.row(i), "replay", func() buildTable { return tables.replay }, func() *partitionFiles { return replayParts })
 	})
 	if err != nil {
@@ -579,6 +597,9 @@ func (j *job) join(ctx context.Context) error {
 		err := j.scan(ctx, j.baseline.table, j.baseline.runID, func(br *batchReader, i int) error {
 			if br.isAmplified(i) {
 				return nil // the baseline's copies say nothing more than its own replay
+			}
+			if j.setAside(br.cid.Value(i), br.coordAt(i)) {
+				return nil // the baseline of a record set aside
 			}
 			return build(br.baseline(i), "baseline", func() buildTable { return tables.baseline }, func() *partitionFiles { return baselineParts })
 		})
@@ -592,6 +613,9 @@ func (j *job) join(ctx context.Context) error {
 		err := j.scan(ctx, schemas.TableProduction, j.runID, func(br *batchReader, i int) error {
 			// A production row without a replay row needs no body.
 			cid := br.cid.Value(i)
+			if j.setAside(cid, br.coordAt(i)) {
+				return j.emit(pair{production: br.light(i), duplicate: true})
+			}
 			if _, ok := tables.replay[cid]; ok {
 				return j.emit(tables.probe(br.row(i)))
 			}
@@ -614,6 +638,9 @@ func (j *job) join(ctx context.Context) error {
 		return err
 	}
 	err = j.scan(ctx, schemas.TableProduction, j.runID, func(br *batchReader, i int) error {
+		if j.setAside(br.cid.Value(i), br.coordAt(i)) {
+			return j.emit(pair{production: br.light(i), duplicate: true})
+		}
 		p := br.row(i)
 
 		return prodParts.writers[j.partition(p.cid)].write(p)

@@ -498,7 +498,8 @@ func readSummary(t testing.TB, s *sinks.Iceberg, runID string) map[string]compar
 			Matched: l("matched"), Mismatched: l("mismatched"), LineageExcluded: l("lineage_excluded"),
 			NoiseExcluded: l("noise_excluded"), ProductionPassing: l("production_passing"),
 			ProductionFailing: l("production_failing"), ReplayPassing: l("replay_passing"),
-			ReplayFailing: l("replay_failing"), ReplayAmplified: l("replay_amplified"), ProductionP50: d("production_p50_ms"),
+			ReplayFailing: l("replay_failing"), ReplayAmplified: l("replay_amplified"), Duplicates: l("duplicates"),
+			ProductionP50: d("production_p50_ms"),
 			ProductionP90: d("production_p90_ms"), ProductionP99: d("production_p99_ms"),
 			ReplayP50: d("replay_p50_ms"), ReplayP90: d("replay_p90_ms"), ReplayP99: d("replay_p99_ms"),
 		}
@@ -960,4 +961,47 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDuplicateIDsJoinTheLowestCoordinates: two distinct records with the
+// same correlation ID. The one at the lowest source coordinates is joined
+// (its replay matches), the other is set aside with its replay row
+// (which would mismatch), counted in Duplicates and named with its
+// coordinates; in memory and spilled alike.
+func TestDuplicateIDsJoinTheLowestCoordinates(t *testing.T) {
+	s := openSink(t, t.TempDir())
+	same := func(cid, body string) exchange {
+		return exchange{cid: cid, method: "GET", path: "/v1/titles/1", prod: true, replay: true, prodStatus: 200, replayStatus: 200,
+			prodBody: body, replayBody: body}
+	}
+	differs := same("d1", `{"a":1}`)
+	differs.replayBody = `{"a":2}`
+	xs := []exchange{same("d1", `{"a":1}`), same("u1", `{"b":1}`), differs, same("u2", `{"c":1}`), same("d1", `{"a":3}`)}
+	write(t, s, "dup", xs)
+
+	check := func(t *testing.T, sum *compare.Summary) {
+		t.Helper()
+		o := sum.Overall
+		if o.Duplicates != 2 || o.Joined != 3 || o.Matched != 3 || o.Mismatched != 0 || o.ProductionTotal != 3 || o.ReplayTotal != 3 {
+			t.Errorf("overall %+v; want 3 joined and matched, 2 duplicates", o)
+		}
+		want := compare.DuplicateSummary{IDs: 1, Rows: 2, Rule: compare.DuplicateRule, Examples: []compare.DuplicateID{
+			{CorrelationID: "d1", Records: 3, Joined: "captures-dup/0@0", SetAside: []string{"captures-dup/0@2", "captures-dup/0@4"}}}}
+		if !reflect.DeepEqual(sum.Duplicates, want) {
+			t.Errorf("duplicates %+v, want %+v", sum.Duplicates, want)
+		}
+		if got := readSummary(t, s, "dup")[compare.EndpointAll].Duplicates; got != 2 {
+			t.Errorf("comparison_summary duplicates %d, want 2", got)
+		}
+	}
+	t.Run("in memory", func(t *testing.T) { check(t, run(t, s, testConfig(t), "dup")) })
+	t.Run("spilled", func(t *testing.T) {
+		cfg := testConfig(t)
+		cfg.MemoryBudget, cfg.Partitions = 1, 3
+		sum := run(t, s, cfg, "dup")
+		if !sum.Spilled {
+			t.Error("the join did not spill")
+		}
+		check(t, sum)
+	})
 }

@@ -24,6 +24,12 @@ const (
 	// multipliers). It has no production row of its own: it is not
 	// joined, and counted only in ReplayAmplified.
 	ClassAmplified = "amplified"
+	// ClassDuplicate: a row whose correlation ID a record at lower source
+	// coordinates (topic, partition, offset) also carries. The record at
+	// the lowest coordinates is the one joined; the others, production and
+	// replay rows, are set aside: counted in Duplicates (production rows)
+	// and listed in Summary.Duplicates, not joined.
+	ClassDuplicate = "duplicate"
 )
 
 // Where a comparison's baseline came from (Summary.BaselineSource).
@@ -71,6 +77,9 @@ type Summary struct {
 	// TopMismatches are the first mismatches by impact, for the report's
 	// side-by-side diffs (bodies truncated for display).
 	TopMismatches []Mismatch `json:"top_mismatches"`
+	// Duplicates are the correlation IDs carried by more than one record
+	// of the run (see ClassDuplicate).
+	Duplicates DuplicateSummary `json:"duplicates"`
 	// MatchRate is Overall.MatchRate(), repeated for scripts: null when
 	// no pair was compared.
 	MatchRate *float64 `json:"match_rate"`
@@ -91,6 +100,11 @@ type Counts struct {
 	// (ClassAmplified): extra replays with no production row, kept out of
 	// every other count.
 	ReplayAmplified int64 `json:"replay_amplified"`
+	// Duplicates counts production rows set aside because a record at
+	// lower source coordinates carries their correlation ID
+	// (ClassDuplicate); they are in no other count, nor are their replay
+	// rows.
+	Duplicates      int64 `json:"duplicates"`
 	Joined          int64 `json:"joined"`
 	OnlyProduction  int64 `json:"only_production"`
 	OnlyReplay      int64 `json:"only_replay"`

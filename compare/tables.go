@@ -408,6 +408,7 @@ func summaryRecord(mem memory.Allocator, runID string, comparedAt time.Time, row
 			"mismatched": c.Mismatched, "lineage_excluded": c.LineageExcluded, "noise_excluded": c.NoiseExcluded,
 			"production_passing": c.ProductionPassing, "production_failing": c.ProductionFailing,
 			"replay_passing": c.ReplayPassing, "replay_failing": c.ReplayFailing, "replay_amplified": c.ReplayAmplified,
+			"duplicates": c.Duplicates,
 		} {
 			long(name).Append(v)
 		}

@@ -91,6 +91,29 @@ type DecodeConfig struct {
 	// accepted; a record over it becomes a dead letter with reason
 	// body_too_large. 0 means no limit. Default 8 MiB.
 	MaxBodyBytes int `yaml:"max_body_bytes"`
+	// MaxDeadLetterRatio fails a run (Run returns an error wrapping
+	// ErrDeadLetters, the CLI exits 1) whose dead letters are more than
+	// this share of the records it decoded or dead-lettered, or which
+	// dead-lettered every record it read, whatever the ratio. The check
+	// runs when the run ends (end of input, or a signal), after the last
+	// flush: the dead letters are in dead_letters. 1, the default, fails
+	// only a run that decoded nothing, which is a capture in a format
+	// replay does not read, never a few bad records; 0 fails on the first
+	// dead letter. Between 0 and 1.
+	MaxDeadLetterRatio float64 `yaml:"max_dead_letter_ratio"`
+	// DeadLetterLogInterval is how often, at most, a running pipeline logs
+	// the dead letters that arrived since its last line (by reason and
+	// shape); the first dead letter of a run is logged at once, with its
+	// coordinates. Default 30s.
+	DeadLetterLogInterval time.Duration `yaml:"dead_letter_log_interval"`
+	// DuplicateWindow is how many of the most recent correlation IDs the
+	// pipeline remembers, with their source coordinates, to notice two
+	// distinct records with the same ID (Stats.DuplicateIDs, a warning
+	// naming both coordinates). It bounds the memory this takes (about
+	// 150 bytes per ID); a duplicate further apart than the window is not
+	// seen here, but replay compare counts every one of them. 0 turns it
+	// off. Default 65536.
+	DuplicateWindow int `yaml:"duplicate_window"`
 }
 
 // FilterConfig selects the exchanges to replay. An exchange is selected
@@ -400,7 +423,8 @@ type FlushPolicy struct {
 // Replay.Target and RunID have no default.
 func DefaultConfig() Config {
 	return Config{
-		Decode: DecodeConfig{MaxBodyBytes: 8 << 20},
+		Decode: DecodeConfig{MaxBodyBytes: 8 << 20, MaxDeadLetterRatio: 1, DeadLetterLogInterval: 30 * time.Second,
+			DuplicateWindow: 65536},
 		Filter: FilterConfig{Methods: []string{http.MethodGet, http.MethodHead, http.MethodOptions}},
 		Replay: ReplayConfig{
 			Host:                  HostTarget,
@@ -498,6 +522,13 @@ func (c Config) compile() (*compiled, []error) {
 
 	if c.Decode.MaxBodyBytes < 0 {
 		fail("decode.max_body_bytes", "must be ≥ 0 (0 = no limit), got %d", c.Decode.MaxBodyBytes)
+	}
+	if r := c.Decode.MaxDeadLetterRatio; !(r >= 0 && r <= 1) {
+		fail("decode.max_dead_letter_ratio", "must be between 0 and 1 (a share of the records read; 1 fails only a run that decoded nothing), got %v", r)
+	}
+	positive("decode.dead_letter_log_interval", c.Decode.DeadLetterLogInterval)
+	if c.Decode.DuplicateWindow < 0 || c.Decode.DuplicateWindow > maxDuplicateWindow {
+		fail("decode.duplicate_window", "must be between 0 (off) and %d correlation IDs, got %d", maxDuplicateWindow, c.Decode.DuplicateWindow)
 	}
 
 	// filter

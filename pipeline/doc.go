@@ -35,6 +35,14 @@
 // verdict with each finished replay. The pipeline imports normalize for
 // this and for endpoint names; it must not import compare.
 //
+// Undecodable records are reported (deadletters.go): counted by reason and
+// by shape (schemas.SniffShape), logged at the first and then at most once
+// per Decode.DeadLetterLogInterval, summarized when Run ends, and Run
+// fails with ErrDeadLetters, naming the likely format, when they are over
+// Decode.MaxDeadLetterRatio. Correlation IDs seen on two distinct records
+// are noticed within the last Decode.DuplicateWindow IDs (duplicates.go),
+// counted in Stats.DuplicateIDs and logged with both coordinates.
+//
 // Memory is bounded by Limits.MaxInFlight: a record holds a slot from poll
 // until the sink took it (its amplified copies share it: at most 100 rows
 // per slot), and polling stops while no slot is free, or while the record

@@ -45,10 +45,12 @@ type Pipeline struct {
 	amplifyKey *keyExpr              // picks the amplification factor; nil: off
 	orderKey   *keyExpr              // per-key ordering; nil: off
 
-	stats    stats
-	inFlight atomic.Int64
-	started  atomic.Bool
-	active   atomic.Pointer[run] // the Run in progress, for Revoke and Assign
+	stats       stats
+	deadLetters deadLetterLog // dead letters by reason and shape, duplicate IDs (deadletters.go)
+	recent      *recentIDs    // the last Decode.DuplicateWindow IDs; nil: off. Intake goroutine only.
+	inFlight    atomic.Int64
+	started     atomic.Bool
+	active      atomic.Pointer[run] // the Run in progress, for Revoke and Assign
 }
 
 // New validates cfg and builds a pipeline from src to sink. A nil logger
@@ -99,6 +101,7 @@ func New(cfg Config, src Source, sink Sink, logger *slog.Logger) (*Pipeline, err
 		dialKey:    c.dialKey,
 		amplifyKey: c.amplifyKey,
 		orderKey:   c.orderKey,
+		recent:     newRecentIDs(cfg.Decode.DuplicateWindow),
 	}
 	guard.onChange = p.pacer.poke
 	return p, nil
@@ -174,7 +177,11 @@ func (p *Pipeline) release(r *run, n int) {
 // ctx ended or the source returned io.EOF. It returns an error when the
 // source, the sink or a worker failed, or a record was captured from the
 // target (ErrProductionTarget); results flushed before the failure are
-// still committed. Run may be called once.
+// still committed. After a clean shutdown it returns an error wrapping
+// ErrDeadLetters when the run's dead letters are over
+// Decode.MaxDeadLetterRatio of the records it read, or are all of them
+// (deadletters.go); everything, dead letters included, is committed by
+// then. Run may be called once.
 func (p *Pipeline) Run(ctx context.Context) error {
 	if !p.started.CompareAndSwap(false, true) {
 		return errors.New("run pipeline: Run may be called only once")
@@ -229,6 +236,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	})
 	drained := make(chan struct{})
 	bg.Go(func() { p.graceWatchdog(ctx, drained, stopWork) })
+	stopReports := make(chan struct{})
+	bg.Go(func() { p.reportDeadLetters(stopReports) })
 
 	var intakeErr error
 	// The intake switches between the poll and decode labels (stages.go);
@@ -265,13 +274,18 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	r.workers.Wait() // tasks recover their own panics, see work
 	stopIntake()
 	close(drained)
+	close(stopReports)
 	heldBack := r.seq.close()
 	p.log.Info("shutdown: in-flight replays drained", "run_id", p.cfg.RunID, "duration", time.Since(stopped),
 		"abandoned", p.stats.abandoned.Load(), "held_back", heldBack)
 
-	bg.Wait() // both goroutines recover their own panics
+	bg.Wait() // the sink goroutine recovers its own panics; the others cannot panic
 	p.log.Info("replay pipeline stopped", "run_id", p.cfg.RunID, "shutdown_duration", time.Since(stopped))
-	return errors.Join(intakeErr, r.err(), r.sinkErr)
+	if err := errors.Join(intakeErr, r.err(), r.sinkErr); err != nil {
+		return err
+	}
+	// Everything read is written: now judge what could not be decoded.
+	return p.finishDeadLetters()
 }
 
 // graceWatchdog cancels in-flight work when ShutdownGrace has elapsed after
@@ -346,12 +360,19 @@ func (p *Pipeline) admit(ctx, workCtx context.Context, r *run, batch uint64, rec
 
 	x, err := schemas.Decode(rec.Value, rec.Coordinates, p.decodeOpts)
 	if err != nil {
-		if p.completeNow(r, batch, &schemas.Result{Source: rec.Coordinates, DeadLetter: p.deadLetter(rec, err)}) {
+		dl := p.deadLetter(rec, err)
+		if p.completeNow(r, batch, &schemas.Result{Source: rec.Coordinates, DeadLetter: dl}) {
 			p.stats.deadLettered.Add(1)
+			p.recordDeadLetter(dl)
 		}
 		return true
 	}
 	p.stats.decoded.Add(1)
+	if p.recent != nil {
+		if first, dup := p.recent.see(x.CorrelationID, rec.Coordinates); dup {
+			p.recordDuplicate(x.CorrelationID, first, rec.Coordinates)
+		}
+	}
 	if x.CapturedAt.IsZero() {
 		x.CapturedAt = recordTime(rec, time.Now())
 	}
@@ -661,11 +682,7 @@ func (p *Pipeline) replayOne(ctx context.Context, r *run, j *replayJob, probe bo
 }
 
 func (p *Pipeline) deadLetter(rec *schemas.Record, err error) *schemas.DeadLetterRow {
-	reason := "decode_error"
-	var de *schemas.DecodeError
-	if errors.As(err, &de) {
-		reason = de.Reason
-	}
+	reason := deadLetterReason(err)
 	now := time.Now()
 	return &schemas.DeadLetterRow{
 		RunID:         p.cfg.RunID,

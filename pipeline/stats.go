@@ -14,6 +14,17 @@ type Stats struct {
 	Consumed     int64 // records polled from the source, ignored ones included
 	Decoded      int64 // records decoded into an exchange
 	DeadLettered int64 // records that could not be decoded
+	// DeadLetters counts DeadLettered by reason (one of
+	// DeadLetterReasons), and DeadLetterShapes by what the records look
+	// like (one of schemas.Shapes); reasons and shapes never seen are
+	// absent.
+	DeadLetters      map[string]int64
+	DeadLetterShapes map[string]int64
+	// DuplicateIDs counts decoded records whose correlation ID an earlier,
+	// distinct record (other coordinates) within the last
+	// Decode.DuplicateWindow IDs carried. Both are written; replay compare
+	// counts every duplicate of the run, however far apart.
+	DuplicateIDs int64
 	Filtered     int64 // decoded records not selected for replay by the filter
 	// DialedOut counts records the filter selected but the sticky dial
 	// left out (their dial key's bucket is at or above the dial percent);
@@ -110,6 +121,7 @@ type stats struct {
 	replayErrors                                        [len(errorKinds)]atomic.Int64
 	written                                             struct{ production, replay, baseline, deadLetter atomic.Int64 }
 	flushes, commits, commitErrors                      atomic.Int64
+	duplicateIDs                                        atomic.Int64
 
 	live liveTable // used when live comparison is on
 
@@ -162,6 +174,7 @@ func (p *Pipeline) Stats() Stats {
 		Commits:      s.commits.Load(),
 		CommitErrors: s.commitErrors.Load(),
 		InFlight:     p.inFlight.Load(),
+		DuplicateIDs: s.duplicateIDs.Load(),
 		Breaker:      p.breaker.current(),
 		BreakerOpens: p.breaker.opens.Load(),
 	}
@@ -169,6 +182,10 @@ func (p *Pipeline) Stats() Stats {
 		if n := s.replayErrors[i].Load(); n > 0 {
 			out.ReplayErrors[k] = n
 		}
+	}
+	out.DeadLetters, out.DeadLetterShapes, _ = p.deadLetters.snapshot()
+	if out.DeadLetters == nil {
+		out.DeadLetters, out.DeadLetterShapes = map[string]int64{}, map[string]int64{}
 	}
 	s.mu.Lock()
 	out.Committed = maps.Clone(s.committed)

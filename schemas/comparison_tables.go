@@ -55,6 +55,7 @@ func comparisonSummarySchema() *iceberg.Schema {
 		opt(22, "replay_p90_ms", typeDouble, ""),
 		opt(23, "replay_p99_ms", typeDouble, ""),
 		opt(24, "replay_amplified", typeLong, "replay rows of amplified copies (evacuation multipliers); not joined, not in the other counts"),
+		opt(25, "duplicates", typeLong, "production rows whose correlation ID a record at lower source coordinates also carries; set aside with their replay rows, not joined, not in the other counts"),
 	)
 }
 

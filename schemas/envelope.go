@@ -85,8 +85,8 @@ type Response struct {
 var ErrDecode = errors.New("cannot decode capture envelope")
 
 // DecodeError explains why a record could not be decoded. Reason is a short
-// stable word for grouping (bad_json, missing_request, bad_body_encoding,
-// body_too_large, invalid_field).
+// stable word for grouping, one of DecodeReasons (bad_json,
+// missing_request, invalid_field, bad_body_encoding, body_too_large).
 type DecodeError struct {
 	Reason string
 	Err    error
@@ -123,16 +123,16 @@ func Decode(raw []byte, src Coordinates, opts DecodeOptions) (*Exchange, error) 
 	// semantics: FuzzDecodeAgreesWithEncodingJSON holds the two to the same
 	// results.
 	if err := jsonv1.Unmarshal(raw, &env); err != nil {
-		return nil, &DecodeError{Reason: "bad_json", Err: err}
+		return nil, &DecodeError{Reason: ReasonBadJSON, Err: err}
 	}
 	if env.Request == nil {
-		return nil, &DecodeError{Reason: "missing_request", Err: errors.New(`the envelope has no "request" object`)}
+		return nil, &DecodeError{Reason: ReasonMissingRequest, Err: errors.New(`the envelope has no "request" object`)}
 	}
 	if env.Request.Method == "" {
-		return nil, &DecodeError{Reason: "invalid_field", Err: errors.New("request.method is empty")}
+		return nil, &DecodeError{Reason: ReasonInvalidField, Err: errors.New("request.method is empty")}
 	}
 	if env.Request.Path != "" && !strings.HasPrefix(env.Request.Path, "/") {
-		return nil, &DecodeError{Reason: "invalid_field", Err: fmt.Errorf("request.path %q does not start with /", env.Request.Path)}
+		return nil, &DecodeError{Reason: ReasonInvalidField, Err: fmt.Errorf("request.path %q does not start with /", env.Request.Path)}
 	}
 	if env.Request.Path == "" {
 		env.Request.Path = "/"
@@ -162,7 +162,7 @@ func Decode(raw []byte, src Coordinates, opts DecodeOptions) (*Exchange, error) 
 	}
 	if env.Response != nil {
 		if env.Response.Status < 100 || env.Response.Status > 999 {
-			return nil, &DecodeError{Reason: "invalid_field", Err: fmt.Errorf("response.status %d is not an HTTP status", env.Response.Status)}
+			return nil, &DecodeError{Reason: ReasonInvalidField, Err: fmt.Errorf("response.status %d is not an HTTP status", env.Response.Status)}
 		}
 		body, err := decodeBody(env.Response.Body, env.Response.BodyEncoding, "response", opts.MaxBodyBytes)
 		if err != nil {
@@ -187,13 +187,13 @@ func decodeBody(s, encoding, side string, limit int) ([]byte, error) {
 		var err error
 		b, err = base64.StdEncoding.DecodeString(s)
 		if err != nil {
-			return nil, &DecodeError{Reason: "bad_body_encoding", Err: fmt.Errorf("%s.body is not valid base64: %w", side, err)}
+			return nil, &DecodeError{Reason: ReasonBadBodyEncoding, Err: fmt.Errorf("%s.body is not valid base64: %w", side, err)}
 		}
 	default:
-		return nil, &DecodeError{Reason: "bad_body_encoding", Err: fmt.Errorf("%s.body_encoding %q is not utf8 or base64", side, encoding)}
+		return nil, &DecodeError{Reason: ReasonBadBodyEncoding, Err: fmt.Errorf("%s.body_encoding %q is not utf8 or base64", side, encoding)}
 	}
 	if limit > 0 && len(b) > limit {
-		return nil, &DecodeError{Reason: "body_too_large", Err: fmt.Errorf("%s.body is %d bytes, over the %d byte limit", side, len(b), limit)}
+		return nil, &DecodeError{Reason: ReasonBodyTooLarge, Err: fmt.Errorf("%s.body is %d bytes, over the %d byte limit", side, len(b), limit)}
 	}
 	return b, nil
 }

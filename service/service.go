@@ -115,7 +115,8 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Result, 
 		return &Result{Stats: stats}, runErr
 	}
 	attrs := []any{"run_id", cfg.RunID, "took", time.Since(started).Round(time.Millisecond),
-		"consumed", stats.Consumed, "replayed", stats.Replayed, "dead_lettered", stats.DeadLettered}
+		"consumed", stats.Consumed, "replayed", stats.Replayed, "dead_lettered", stats.DeadLettered,
+		"duplicate_ids", stats.DuplicateIDs}
 	if stats.Live != nil {
 		attrs = append(attrs, "live_matched", stats.LiveTotal.Matched, "live_mismatched", stats.LiveTotal.Mismatched,
 			"live_lineage_excluded", stats.LiveTotal.Lineage)
