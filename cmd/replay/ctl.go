@@ -21,7 +21,7 @@ import (
 // Where replay ctl finds the admin server when neither --addr nor
 // admin.listen in --config says.
 const (
-	envAdminAddr     = "REPLAY_ADMIN_ADDR"
+	envAdminAddr     = config.EnvAdminAddr
 	envAdminToken    = "REPLAY_ADMIN_TOKEN"
 	defaultAdminAddr = "127.0.0.1:9464"
 )
