@@ -16,6 +16,7 @@ import (
 
 	"github.com/replaykit/replay/admin"
 	"github.com/replaykit/replay/compare"
+	"github.com/replaykit/replay/internal/suggest"
 	"github.com/replaykit/replay/pipeline"
 	"github.com/replaykit/replay/sinks"
 	"github.com/replaykit/replay/sources"
@@ -339,7 +340,7 @@ func unknownEnv(environ []string, refs string) []string {
 		}
 		known[k] = true // once, even if environ repeats it
 		hint := "unset it; the variables are the field paths upper-cased with . → _ and the prefix REPLAY_ (`replay run --help` lists the fields)"
-		if s := nearest(k, names); s != "" {
+		if s := suggest.Nearest(k, names); s != "" {
 			hint = fmt.Sprintf("did you mean %s? Unset %s or rename it", s, k)
 		}
 		bad = append(bad, fmt.Sprintf("environment %s: names no configuration field; %s", k, hint))
@@ -360,7 +361,7 @@ func Set(cfg *Config, path, value string) error {
 		}
 	})
 	if leaf == nil {
-		if s := nearest(path, Fields()); s != "" {
+		if s := suggest.Nearest(path, Fields()); s != "" {
 			return fmt.Errorf("unknown field %q (did you mean %s?)", path, s)
 		}
 		return fmt.Errorf("unknown field %q; run `replay run --help` for where fields are listed, or see README.md", path)

@@ -1,4 +1,4 @@
-package config
+package suggest
 
 import "testing"
 
@@ -7,8 +7,8 @@ func TestNearest(t *testing.T) {
 		{"brokerz", "brokers"}, {"wokers", "workers"}, {"max_in_flite", "max_in_flight"}, {"topcis", "topics"},
 		{"xyz", ""}, {"target", "target"},
 	} {
-		if got := nearest(tt.in, []string{"brokers", "workers", "max_in_flight", "topics", "target", "group"}); got != tt.want {
-			t.Errorf("nearest(%q) = %q, want %q", tt.in, got, tt.want)
+		if got := Nearest(tt.in, []string{"brokers", "workers", "max_in_flight", "topics", "target", "group"}); got != tt.want {
+			t.Errorf("Nearest(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }
