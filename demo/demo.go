@@ -38,7 +38,7 @@ type Options struct {
 	// captures (default 3000).
 	Exchanges int
 	// Garbage is how many undecodable records are put on the topic to show
-	// the dead-letter table (default 5).
+	// the dead-letter table: 0 means the default, 5; a negative value none.
 	Garbage int
 	// Partitions of the capture topic (default 6).
 	Partitions int

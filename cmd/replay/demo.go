@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"io"
 
 	"github.com/spf13/cobra"
@@ -30,7 +31,17 @@ the previous ones in the same tables.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := config.ParseLevel(level); err != nil {
-				return usageError{err}
+				return usageError{fmt.Errorf("--log-level: %w", err)}
+			}
+			switch {
+			case opts.Exchanges < 1:
+				return usageError{fmt.Errorf("--exchanges %d: must be ≥ 1", opts.Exchanges)}
+			case opts.Garbage < 0:
+				return usageError{fmt.Errorf("--garbage %d: must be ≥ 0", opts.Garbage)}
+			case opts.Partitions < 1:
+				return usageError{fmt.Errorf("--partitions %d: must be ≥ 1", opts.Partitions)}
+			case opts.Garbage == 0:
+				opts.Garbage = -1 // demo.Options: negative is none, 0 the default
 			}
 			opts.Log = config.Log{Level: level, Format: "text"}
 			sum, err := demo.Run(cmd.Context(), opts, stderr)
