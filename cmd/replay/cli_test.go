@@ -267,3 +267,42 @@ func TestPrintConfigShowsREADMEDefaults(t *testing.T) {
 		}
 	}
 }
+
+// TestREADMECommandsNameFilesThatExist: every --config FILE in README.md's
+// shell blocks is a file of the repository, or one a cp before it creates;
+// and the examples load.
+func TestREADMECommandsNameFilesThatExist(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	created := map[string]bool{}
+	blocks := strings.Split(string(readme), "```sh\n")
+	for _, block := range blocks[1:] {
+		block, _, _ = strings.Cut(block, "```")
+		for _, line := range strings.Split(block, "\n") {
+			f := strings.Fields(line)
+			if len(f) >= 3 && f[0] == "cp" {
+				created[f[2]] = true
+			}
+			for i := 0; i+1 < len(f); i++ {
+				if f[i] != "--config" && f[i] != "-c" {
+					continue
+				}
+				file := f[i+1]
+				if _, err := os.Stat(filepath.Join("../..", file)); err != nil && !created[file] {
+					t.Errorf("README.md runs %q, but %s is not in the repository and no cp before it creates it", strings.TrimSpace(line), file)
+				}
+			}
+		}
+	}
+	examples, err := filepath.Glob("../../examples/*.yaml")
+	if err != nil || len(examples) == 0 {
+		t.Fatalf("no examples/*.yaml (%v)", err)
+	}
+	for _, f := range examples {
+		if _, err := config.Load(f, nil, nil); err != nil {
+			t.Errorf("%s does not load: %v", f, err)
+		}
+	}
+}
