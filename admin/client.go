@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -83,14 +84,21 @@ func (c *Client) URL() string { return c.base }
 // Status returns GET /v1/status, decoded and as the raw JSON.
 func (c *Client) Status(ctx context.Context) (Status, []byte, error) {
 	var st Status
-	raw, err := c.do(ctx, http.MethodGet, "/v1/status", nil, &st)
+	raw, err := c.do(ctx, http.MethodGet, "/v1/status", nil, &st, statusAnswerFields...)
 	return st, raw, err
 }
+
+// The fields every answer of replay's admin API has: an answer without
+// them comes from another server (a wrong --addr), not from replay.
+var (
+	statusAnswerFields  = []string{"run_id", "started_at", "stats", "window"}
+	controlAnswerFields = []string{"mode", "paused", "guardrail", "updated_by"}
+)
 
 // Control returns GET /v1/control.
 func (c *Client) Control(ctx context.Context) (pipeline.ControlStatus, error) {
 	var st pipeline.ControlStatus
-	_, err := c.do(ctx, http.MethodGet, "/v1/control", nil, &st)
+	_, err := c.do(ctx, http.MethodGet, "/v1/control", nil, &st, controlAnswerFields...)
 	return st, err
 }
 
@@ -102,11 +110,24 @@ func (c *Client) UpdateControl(ctx context.Context, update map[string]any) (pipe
 	if err != nil {
 		return st, fmt.Errorf("encode control update: %w", err)
 	}
-	_, err = c.do(ctx, http.MethodPut, "/v1/control", body, &st)
+	_, err = c.do(ctx, http.MethodPut, "/v1/control", body, &st, controlAnswerFields...)
 	return st, err
 }
 
-func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) ([]byte, error) {
+// NotReplayError is returned when the server at the address answered, but
+// not as replay's admin API does: the address points at another server.
+type NotReplayError struct {
+	URL    string // the URL called
+	Reason string
+}
+
+func (e *NotReplayError) Error() string {
+	return fmt.Sprintf("%s: the answer is not from replay's admin API (%s): is --addr the admin.listen address of replay run?", e.URL, e.Reason)
+}
+
+// do calls the API and decodes a 2xx answer into out; the answer must be
+// JSON and have every one of the required top-level fields.
+func (c *Client) do(ctx context.Context, method, path string, body []byte, out any, required ...string) ([]byte, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -150,8 +171,25 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 		}
 		return nil, fmt.Errorf("%s %s%s: %w", method, c.base, path, re)
 	}
+	where := method + " " + c.base + path
+	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil || mt != "application/json" {
+		return nil, &NotReplayError{URL: where, Reason: fmt.Sprintf("%d with Content-Type %q, want application/json", resp.StatusCode, resp.Header.Get("Content-Type"))}
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return nil, &NotReplayError{URL: where, Reason: "not a JSON object: " + err.Error()}
+	}
+	var missing []string
+	for _, f := range required {
+		if _, ok := fields[f]; !ok {
+			missing = append(missing, f)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, &NotReplayError{URL: where, Reason: "it lacks " + strings.Join(missing, ", ")}
+	}
 	if err := json.Unmarshal(raw, out); err != nil {
-		return nil, fmt.Errorf("%s %s%s: the answer is not the expected JSON: %w", method, c.base, path, err)
+		return nil, &NotReplayError{URL: where, Reason: "unexpected JSON: " + err.Error()}
 	}
 	return raw, nil
 }

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/replaykit/replay/internal/suggest"
 	"github.com/replaykit/replay/pipeline"
 )
 
@@ -95,21 +97,72 @@ func (s *Server) putControl(w http.ResponseWriter, r *http.Request) {
 }
 
 // decodeControlUpdate reads one JSON object into a ControlUpdate, strictly.
+// Every unknown field and every value of the wrong type is reported, each
+// with its field, not only the first.
 func decodeControlUpdate(body io.Reader) (pipeline.ControlUpdate, *ErrorBody) {
 	var u pipeline.ControlUpdate
 	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&u); err != nil {
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
 		return u, decodeProblem(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return u, &ErrorBody{Error: "invalid control update: the body must hold one JSON object and nothing after it"}
+	}
+	if problems := fieldDecodeProblems(raw); len(problems) > 0 {
+		return u, &ErrorBody{Error: "invalid control update: " + joinProblems(problems), Fields: problems}
+	}
+	strict := json.NewDecoder(bytes.NewReader(raw))
+	strict.DisallowUnknownFields()
+	if err := strict.Decode(&u); err != nil {
+		return u, decodeProblem(err)
 	}
 	if u.Mode == nil && u.Rate == nil && u.Burst == nil && u.Pace == nil && u.Ramp == nil && u.DialPercent == nil &&
 		u.Multipliers == nil && u.MultiplierDefault == nil && u.Paused == nil {
 		return u, &ErrorBody{Error: "invalid control update: nothing to change; set at least one of " + strings.Join(controlFields, ", ")}
 	}
 	return u, nil
+}
+
+// fieldDecodeProblems checks each field of a JSON object on its own, in
+// the order given: an unknown field (with the nearest known one) or a value
+// that does not decode is a problem. It returns nil for anything but an
+// object, which the strict decode then explains.
+func fieldDecodeProblems(raw json.RawMessage) []FieldProblem {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	var out []FieldProblem
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		name, _ := t.(string)
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return nil
+		}
+		if !slices.Contains(controlFields, name) {
+			problem := "unknown field; the fields are " + strings.Join(controlFields, ", ")
+			if s := suggest.Nearest(name, controlFields); s != "" {
+				problem = "unknown field (did you mean " + s + "?)"
+			}
+			out = append(out, FieldProblem{Field: name, Problem: problem})
+			continue
+		}
+		one, _ := json.Marshal(map[string]json.RawMessage{name: value})
+		var u pipeline.ControlUpdate
+		if err := json.Unmarshal(one, &u); err != nil {
+			if eb := decodeProblem(err); len(eb.Fields) > 0 {
+				out = append(out, eb.Fields...)
+			} else {
+				out = append(out, FieldProblem{Field: name, Problem: strings.TrimPrefix(eb.Error, "invalid control update: ")})
+			}
+		}
+	}
+	return out
 }
 
 // decodeProblem explains a JSON decoding error, naming the field when

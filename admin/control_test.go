@@ -160,7 +160,11 @@ func TestControlRejectsBadUpdates(t *testing.T) {
 		fields     []string // the fields named, in order
 		msg        string   // in "error"
 	}{
-		{"unknown field", `{"rat": 5}`, []string{"rat"}, "rat: unknown field"},
+		{"unknown field", `{"rat": 5}`, []string{"rat"}, "rat: unknown field (did you mean rate?)"},
+		{"every unknown field and bad value", `{"rat": 5, "paused": "yes", "dail_percent": 20, "frobnicate": 1, "rate": "fast"}`,
+			[]string{"rat", "paused", "dail_percent", "frobnicate", "rate"},
+			"rat: unknown field (did you mean rate?); paused: must be true or false, got string; dail_percent: unknown field (did you mean dial_percent?); " +
+				"frobnicate: unknown field; the fields are mode, rate,"},
 		{"wrong type", `{"rate": "fast"}`, []string{"rate"}, "must be a number, got string"},
 		{"wrong type bool", `{"paused": "yes"}`, []string{"paused"}, "must be true or false"},
 		{"invalid values", `{"rate": -1, "burst": 0, "dial_percent": 150}`, []string{"rate", "burst", "dial_percent"}, "rate: must be"},

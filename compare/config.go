@@ -48,14 +48,19 @@ type Config struct {
 	Workers int `yaml:"workers"`
 }
 
-// DefaultConfig returns the default configuration: no normalization rules,
+// DefaultConfig returns the default configuration: no normalization rules
+// (status_only false, body auto),
 // a 256 MiB memory budget, spill files in the system's temporary directory
 // in 64 partitions, the report under ./replay-data/reports/<run_id>/, no
 // match-rate gate, one worker per CPU. The machine-dependent defaults
 // (SpillDir, Workers) are left empty and resolved when a run starts, so a
 // printed configuration is the same on every machine.
 func DefaultConfig() Config {
+	statusOnly := false
 	return Config{
+		// The global rules' status_only and body as they act when unset, so
+		// that --print-config shows what the README documents.
+		Normalize:    normalize.Config{Rules: normalize.Rules{StatusOnly: &statusOnly, Body: "auto"}},
 		MemoryBudget: 256 << 20,
 		Partitions:   64,
 		Report:       "./replay-data/reports/" + RunIDPlaceholder + "/report.html",

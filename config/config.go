@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -15,6 +16,7 @@ import (
 
 	"github.com/replaykit/replay/admin"
 	"github.com/replaykit/replay/compare"
+	"github.com/replaykit/replay/internal/suggest"
 	"github.com/replaykit/replay/pipeline"
 	"github.com/replaykit/replay/sinks"
 	"github.com/replaykit/replay/sources"
@@ -97,22 +99,35 @@ func (e *Error) Error() string {
 // Load builds the configuration: defaults, then the YAML file at path (if
 // path is not empty), then REPLAY_* environment variables, then the sets
 // ("field.path=value", as given to --set). It validates the result and
-// returns an *Error naming every bad field.
+// returns an *Error naming every bad field by its YAML path, with the fix.
+//
+// A REPLAY_* variable that names no field is an error (a misspelling would
+// otherwise be ignored), except the variables replay reads otherwise
+// (OtherEnv), variables the configuration references as ${NAME}, and the
+// variables Kubernetes sets for a Service whose name starts with replay.
 func Load(path string, environ []string, sets []string) (Config, error) {
 	cfg := Default()
+	var raw []byte
 	if path != "" {
-		raw, err := os.ReadFile(path)
+		var err error
+		raw, err = os.ReadFile(path)
 		if err != nil {
 			return cfg, &Error{Source: path, Problems: []string{fmt.Sprintf("cannot read the file: %v", err)}}
 		}
-		if err := decodeYAML(raw, &cfg); err != nil {
-			return cfg, &Error{Source: path, Problems: []string{err.Error()}}
+		if problems := decodeYAML(raw, &cfg); len(problems) > 0 {
+			return cfg, &Error{Source: path, Problems: problems}
 		}
 	}
 	var problems []string
-	for _, kv := range EnvOverrides(environ) {
+	overrides := EnvOverrides(environ)
+	refs := string(raw) + "\n" + strings.Join(sets, "\n")
+	for _, kv := range overrides {
+		refs += "\n" + kv[1]
+	}
+	problems = append(problems, unknownEnv(environ, refs)...)
+	for _, kv := range overrides {
 		if err := Set(&cfg, kv[0], kv[1]); err != nil {
-			problems = append(problems, fmt.Sprintf("environment %s: %v", kv[2], err))
+			problems = append(problems, fmt.Sprintf("environment %s (%s): %v", kv[2], kv[0], err))
 		}
 	}
 	for _, s := range sets {
@@ -122,7 +137,7 @@ func Load(path string, environ []string, sets []string) (Config, error) {
 			continue
 		}
 		if err := Set(&cfg, strings.TrimSpace(k), v); err != nil {
-			problems = append(problems, fmt.Sprintf("--set %s: %v", k, err))
+			problems = append(problems, fmt.Sprintf("--set %s: %v", strings.TrimSpace(k), err))
 		}
 	}
 	if len(problems) > 0 {
@@ -138,11 +153,27 @@ func Load(path string, environ []string, sets []string) (Config, error) {
 	return cfg, nil
 }
 
-func decodeYAML(raw []byte, cfg *Config) error {
+// decodeYAML decodes raw over cfg. It first checks the document against
+// the Config type and returns every problem with its YAML path and line:
+// unknown fields with the nearest known one, values of the wrong kind,
+// numbers out of range.
+func decodeYAML(raw []byte, cfg *Config) []string {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return []string{fmt.Sprintf("not valid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))}
+	}
+	if ps := checkDocument(&doc); len(ps) > 0 {
+		out := make([]string, len(ps))
+		for i, p := range ps {
+			out[i] = p.String()
+		}
+		return out
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%s (see the configuration reference in README.md)", strings.TrimPrefix(err.Error(), "yaml: "))
+		// What the check above does not see, e.g. a key given twice.
+		return []string{fmt.Sprintf("%s (see the configuration reference in README.md)", strings.TrimPrefix(err.Error(), "yaml: "))}
 	}
 	return nil
 }
@@ -268,8 +299,60 @@ func EnvOverrides(environ []string) [][3]string {
 	return out
 }
 
+// EnvAdminAddr is where `replay ctl` finds the admin server when neither
+// --addr nor --config says.
+const EnvAdminAddr = "REPLAY_ADMIN_ADDR"
+
+// OtherEnv are the REPLAY_* variables replay reads that are not fields:
+// `replay ctl`'s admin address, and the directory the live page test keeps
+// its screenshot in.
+var OtherEnv = []string{EnvAdminAddr, "REPLAY_SCREENSHOT_DIR"}
+
+// serviceLinkEnv matches the variables Kubernetes sets in every pod for a
+// Service named replay or replay-…: REPLAY_SERVICE_HOST, REPLAY_PORT_9464_TCP_ADDR.
+var serviceLinkEnv = regexp.MustCompile(`^REPLAY(_[A-Z0-9_]+)?_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_[0-9]+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)?)$`)
+
+// envRef matches a ${NAME} reference in a configuration value.
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// unknownEnv returns a problem for every REPLAY_* variable in environ that
+// names no field, is not in OtherEnv, is not referenced as ${NAME} in refs
+// (the configuration's text) and is not a Kubernetes service link, with
+// the nearest variable that names a field.
+func unknownEnv(environ []string, refs string) []string {
+	known := map[string]bool{}
+	var names []string
+	for _, f := range Fields() {
+		known[EnvName(f)] = true
+		names = append(names, EnvName(f))
+	}
+	for _, n := range OtherEnv {
+		known[n] = true
+	}
+	for _, m := range envRef.FindAllStringSubmatch(refs, -1) {
+		known[m[1]] = true
+	}
+	var bad []string
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(k, EnvPrefix) || known[k] || serviceLinkEnv.MatchString(k) {
+			continue
+		}
+		known[k] = true // once, even if environ repeats it
+		hint := "unset it; the variables are the field paths upper-cased with . → _ and the prefix REPLAY_ (`replay run --help` lists the fields)"
+		if s := suggest.Nearest(k, names); s != "" {
+			hint = fmt.Sprintf("did you mean %s? Unset %s or rename it", s, k)
+		}
+		bad = append(bad, fmt.Sprintf("environment %s: names no configuration field; %s", k, hint))
+	}
+	slices.Sort(bad)
+	return bad
+}
+
 // Set overrides the field at path with value. Lists take comma-separated
-// values or a YAML flow list ([a, b]); maps take k=v,k=v or a YAML flow map.
+// values or a YAML flow list ([a, b]); maps take k=v,k=v or a YAML flow map;
+// lists of rules (rewrite, replay.ramp, compare.normalize.sort_arrays, …)
+// take a YAML flow list: [{rate: 100, duration: 2m}].
 func Set(cfg *Config, path, value string) error {
 	var leaf reflect.Type
 	walk(reflect.TypeOf(Config{}), "", func(p string, t reflect.Type) {
@@ -278,24 +361,38 @@ func Set(cfg *Config, path, value string) error {
 		}
 	})
 	if leaf == nil {
+		if s := suggest.Nearest(path, Fields()); s != "" {
+			return fmt.Errorf("unknown field %q (did you mean %s?)", path, s)
+		}
 		return fmt.Errorf("unknown field %q; run `replay run --help` for where fields are listed, or see README.md", path)
 	}
 	node, err := leafYAML(leaf, value)
 	if err != nil {
 		return err
 	}
-	// Build {a: {b: {c: value}}} and decode it over the current config; yaml
-	// only touches the keys present.
+	// Build {a: {b: {c: value}}}, check it as a document, and decode it over
+	// the current config; yaml only touches the keys present.
 	parts := strings.Split(path, ".")
 	doc := map[string]any{parts[len(parts)-1]: node}
 	for i := len(parts) - 2; i >= 0; i-- {
 		doc = map[string]any{parts[i]: doc}
 	}
-	raw, err := yaml.Marshal(doc)
-	if err != nil {
-		return err
+	var n yaml.Node
+	if err := n.Encode(doc); err != nil {
+		return fmt.Errorf("value %q: %w", value, err)
 	}
-	if err := yaml.Unmarshal(raw, cfg); err != nil {
+	if ps := checkDocument(&n); len(ps) > 0 {
+		msgs := make([]string, len(ps))
+		for i, p := range ps {
+			if p.path == path {
+				msgs[i] = p.msg
+			} else {
+				msgs[i] = strings.TrimPrefix(strings.TrimPrefix(p.path, path), ".") + ": " + p.msg
+			}
+		}
+		return errors.New(strings.Join(msgs, "; "))
+	}
+	if err := n.Decode(cfg); err != nil {
 		return fmt.Errorf("value %q: %s", value, strings.TrimPrefix(err.Error(), "yaml: "))
 	}
 	return nil
@@ -308,24 +405,45 @@ func leafYAML(t reflect.Type, value string) (any, error) {
 		if t.Elem().Kind() == reflect.Uint8 {
 			return value, nil
 		}
+		if e := t.Elem(); e.Kind() == reflect.Struct || e.Kind() == reflect.Pointer && e.Elem().Kind() == reflect.Struct {
+			if trimmed == "" {
+				return []any{}, nil
+			}
+			if !strings.HasPrefix(trimmed, "[") {
+				return nil, fmt.Errorf("value %q: want a YAML flow list of rules, e.g. [{%s: …}], or empty for none", value, strings.Join(fieldNames(e), ": …, "))
+			}
+			var v any
+			if err := yaml.Unmarshal([]byte(trimmed), &v); err != nil {
+				return nil, fmt.Errorf("value %q: not a YAML flow list: %s", value, strings.TrimPrefix(err.Error(), "yaml: "))
+			}
+			return v, nil
+		}
 		if strings.HasPrefix(trimmed, "[") {
 			var v any
-			err := yaml.Unmarshal([]byte(trimmed), &v)
-			return v, err
+			if err := yaml.Unmarshal([]byte(trimmed), &v); err != nil {
+				return nil, fmt.Errorf("value %q: not a YAML flow list: %s", value, strings.TrimPrefix(err.Error(), "yaml: "))
+			}
+			return v, nil
 		}
 		if trimmed == "" {
 			return []any{}, nil
 		}
 		var items []any
 		for _, s := range strings.Split(value, ",") {
-			items = append(items, strings.TrimSpace(s))
+			item, err := leafYAML(t.Elem(), strings.TrimSpace(s))
+			if err != nil {
+				return nil, err
+			}
+			items = append(items, item)
 		}
 		return items, nil
 	case reflect.Map:
 		if strings.HasPrefix(trimmed, "{") {
 			var v any
-			err := yaml.Unmarshal([]byte(trimmed), &v)
-			return v, err
+			if err := yaml.Unmarshal([]byte(trimmed), &v); err != nil {
+				return nil, fmt.Errorf("value %q: not a YAML flow mapping: %s", value, strings.TrimPrefix(err.Error(), "yaml: "))
+			}
+			return v, nil
 		}
 		m := map[string]any{}
 		if trimmed == "" {
@@ -355,8 +473,8 @@ func leafYAML(t reflect.Type, value string) (any, error) {
 }
 
 // walk calls fn for every leaf field path of t, following yaml tags.
-// Structs are descended into; lists of structs (rewrite rules) are leaves
-// only as a whole and are skipped.
+// Structs are descended into; lists of structs (rewrite rules, ramp
+// stages) are leaves as a whole.
 func walk(t reflect.Type, prefix string, fn func(path string, t reflect.Type)) {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -383,9 +501,7 @@ func walk(t reflect.Type, prefix string, fn func(path string, t reflect.Type)) {
 		switch {
 		case ft.Kind() == reflect.Struct && ft.String() != "time.Time":
 			walk(ft, path+".", fn)
-		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct:
-			// structured lists are set in the file only
-		default:
+		default: // lists of rules (rewrite, replay.ramp) are leaves, set as a YAML flow list
 			fn(path, ft)
 		}
 	}

@@ -53,7 +53,7 @@ source:
   kafka:
     topics: [a]
 `)
-	env := []string{"REPLAY_REPLAY_WORKERS=5", "REPLAY_SOURCE_KAFKA_TOPICS=b,c", "UNRELATED=1", "REPLAY_NOT_A_FIELD=1"}
+	env := []string{"REPLAY_REPLAY_WORKERS=5", "REPLAY_SOURCE_KAFKA_TOPICS=b,c", "UNRELATED=1"}
 	cfg, err := Load(p, env, []string{"replay.workers=9", "sink.catalog.properties=s3.endpoint=http://s3:9000,s3.region=eu", "filter.methods=[GET, POST]",
 		"amplify.factors=tv=2,android=1.5"})
 	if err != nil {

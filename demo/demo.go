@@ -13,10 +13,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -28,6 +31,7 @@ import (
 	"github.com/replaykit/replay/config"
 	"github.com/replaykit/replay/schemas"
 	"github.com/replaykit/replay/service"
+	"github.com/replaykit/replay/sinks"
 )
 
 // Options configure a demo run.
@@ -38,7 +42,7 @@ type Options struct {
 	// captures (default 3000).
 	Exchanges int
 	// Garbage is how many undecodable records are put on the topic to show
-	// the dead-letter table (default 5).
+	// the dead-letter table: 0 means the default, 5; a negative value none.
 	Garbage int
 	// Partitions of the capture topic (default 6).
 	Partitions int
@@ -46,7 +50,20 @@ type Options struct {
 	RunID string
 	// Log is the config's log section (default info, text).
 	Log config.Log
+	// Command is how the user runs replay from their working directory
+	// (./bin/replay after make demo); the summary prints follow-up commands
+	// with it. Default "replay".
+	Command string
 }
+
+// ErrRunExists is returned (wrapped) when the run id already has rows in
+// the demo's tables: a demo run captures new traffic, so it needs a run id
+// of its own.
+var ErrRunExists = errors.New("the run id already has rows in the demo's tables")
+
+// CompareConfigFile is the name of the configuration the demo writes in its
+// directory for running replay compare on its runs again.
+const CompareConfigFile = "compare.yaml"
 
 // Summary is what the demo reports.
 type Summary struct {
@@ -63,7 +80,11 @@ type Summary struct {
 	TableLocation map[string]string
 	// Comparison is the result of `replay compare` on the run.
 	Comparison *compare.Summary
-	Took       time.Duration
+	// CompareConfig is the configuration file the demo wrote to run replay
+	// compare on this directory again, and Command how to run replay.
+	CompareConfig string
+	Command       string
+	Took          time.Duration
 }
 
 // compareRules are the demo's normalization rules, shown to users as YAML.
@@ -108,8 +129,21 @@ func Run(ctx context.Context, opts Options, logw io.Writer) (*Summary, error) {
 	if opts.Log.Level == "" {
 		opts.Log = config.Log{Level: "info", Format: "text"}
 	}
+	if opts.Command == "" {
+		opts.Command = "replay"
+	}
 	logger := opts.Log.Logger(logw)
 	const topic = "captures"
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("demo directory %s: %w", opts.Dir, err)
+	}
+	sinkCfg := config.Default().Sink
+	sinkCfg.Catalog.URI = filepath.Join(dir, "catalog.db")
+	sinkCfg.Catalog.Warehouse = filepath.Join(dir, "warehouse")
+	if err := refuseExistingRun(ctx, sinkCfg, opts.RunID, opts.Dir); err != nil {
+		return nil, err
+	}
 
 	// 1. A Kafka-protocol broker on a loopback port.
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(opts.Partitions), topic),
@@ -161,9 +195,12 @@ func Run(ctx context.Context, opts Options, logw io.Writer) (*Summary, error) {
 	cfg.Source.Kafka.Group = "replay-" + opts.RunID
 	cfg.Source.Kafka.StopAtEnd = true
 	cfg.Pipeline.Replay.Target = candURL
-	cfg.Sink.Catalog.URI = filepath.Join(opts.Dir, "catalog.db")
-	cfg.Sink.Catalog.Warehouse = filepath.Join(opts.Dir, "warehouse")
-	if cfg.Compare, err = demoCompareConfig(opts.Dir); err != nil {
+	cfg.Sink = sinkCfg
+	if cfg.Compare, err = demoCompareConfig(dir); err != nil {
+		return nil, err
+	}
+	compareFile := filepath.Join(dir, CompareConfigFile)
+	if err := writeCompareConfig(compareFile, sinkCfg, cfg.Compare.Report); err != nil {
 		return nil, err
 	}
 	if err := cfg.Validate(); err != nil {
@@ -181,6 +218,7 @@ func Run(ctx context.Context, opts Options, logw io.Writer) (*Summary, error) {
 		Consumed: res.Stats.Consumed, DeadLettered: res.Stats.DeadLettered, Replayed: res.Stats.Replayed,
 		ReplayStatus: map[string]int64{}, Rows: map[string]int64{}, TableLocation: map[string]string{},
 		CatalogURI: cfg.Sink.Catalog.URI, Warehouse: cfg.Sink.Catalog.Warehouse,
+		CompareConfig: compareFile, Command: opts.Command,
 	}
 	for _, name := range []string{schemas.TableProduction, schemas.TableReplay, schemas.TableDeadLetters} {
 		n, err := res.Sink.CountRows(ctx, name, opts.RunID)
@@ -206,6 +244,65 @@ func Run(ctx context.Context, opts Options, logw io.Writer) (*Summary, error) {
 	sum.Comparison = cmp
 	sum.Took = time.Since(started)
 	return sum, nil
+}
+
+// refuseExistingRun returns an error wrapping ErrRunExists when the tables
+// in the demo directory already hold rows of runID: a second demo run under
+// the same id would resume the first one's offsets on a new broker, replay
+// nothing, and report the first run's rows as its own.
+func refuseExistingRun(ctx context.Context, sinkCfg sinks.IcebergConfig, runID, dir string) error {
+	if _, err := os.Stat(sinkCfg.Catalog.URI); errors.Is(err, fs.ErrNotExist) {
+		return nil // a new directory
+	}
+	s, err := sinks.OpenIceberg(ctx, sinkCfg, nil)
+	if err != nil {
+		return fmt.Errorf("open the demo's tables in %s: %w", dir, err)
+	}
+	defer s.Close()
+	n, err := s.CountRows(ctx, schemas.TableProduction, runID)
+	if err != nil {
+		return fmt.Errorf("read the demo's tables in %s: %w", dir, err)
+	}
+	if n > 0 {
+		return fmt.Errorf("%w: run %s has %d rows in %s; every demo run captures new traffic and needs a run id of its own: "+
+			"leave out --run-id (the default is demo-<UTC time>) or pick another", ErrRunExists, runID, n, sinkCfg.Catalog.Warehouse)
+	}
+	return nil
+}
+
+// writeCompareConfig writes the configuration that runs replay compare on
+// the demo's tables from any directory: the demo's normalization rules, and
+// the catalog, warehouse and report as absolute paths.
+func writeCompareConfig(path string, sinkCfg sinks.IcebergConfig, report string) error {
+	rules := string(compareRules)
+	start := strings.Index(rules, "\ncompare:\n")
+	if start < 0 {
+		return errors.New("demo compare rules: no compare section")
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "# Written by replay demo. Runs replay compare on the demo's runs again, from any directory:\n")
+	fmt.Fprintf(&b, "#   replay compare --run <run id> --config %s\n", path)
+	fmt.Fprintf(&b, "sink:\n  catalog:\n    uri: %s\n    warehouse: %s\n", strconv.Quote(sinkCfg.Catalog.URI), strconv.Quote(sinkCfg.Catalog.Warehouse))
+	b.WriteString(strings.TrimRight(rules[start+1:], "\n"))
+	fmt.Fprintf(&b, "\n  report: %s\n", strconv.Quote(report))
+	// Check it says what it should before a user relies on it.
+	var check struct {
+		Sink    sinks.IcebergConfig `yaml:"sink"`
+		Compare compare.Config      `yaml:"compare"`
+	}
+	dec := yaml.NewDecoder(strings.NewReader(b.String()))
+	dec.KnownFields(true)
+	if err := dec.Decode(&check); err != nil || check.Compare.Report != report || check.Sink.Catalog.URI != sinkCfg.Catalog.URI ||
+		len(check.Compare.Normalize.Transforms) == 0 {
+		return fmt.Errorf("render %s: %v", path, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return fmt.Errorf("create the demo directory: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }
 
 func serve(h http.Handler) (string, func(), error) {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -74,10 +76,37 @@ func (s *Summary) Print(w io.Writer) {
 			fmt.Fprintf(w, "    top differing path     %s (%d)\n", c.TopPaths[0].Path, c.TopPaths[0].Count)
 		}
 		fmt.Fprintf(w, "    report                 %s\n", abs(c.Report))
-		fmt.Fprintf(w, "    again                  replay compare --run %s --config demo/compare.yaml\n\n", s.RunID)
+		fmt.Fprintf(w, "    again                  %s compare --run %s --config %s\n\n", s.Command, ShellQuote(s.RunID), ShellQuote(FromHere(s.CompareConfig)))
 	}
 	fmt.Fprintf(w, "POSTs are recorded on the production side only: the default filter replays GET, HEAD and OPTIONS.\n")
-	fmt.Fprintf(w, "Timestamps, list order and the rating→score rename are normalized away (demo/compare.yaml);\n")
+	fmt.Fprintf(w, "Timestamps, list order and the rating→score rename are normalized away (the rules are in %s);\n", FromHere(s.CompareConfig))
 	fmt.Fprintf(w, "what remains is the candidate's real bug: the year of every 29th title.\n")
 	fmt.Fprintf(w, "The tables are plain Iceberg: read them with Spark, Trino, DuckDB or any iceberg-go client.\n")
+}
+
+// FromHere returns path as the user can type it from the working
+// directory: relative when it is below it, else absolute.
+func FromHere(path string) string {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return path
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return abs
+	}
+	rel, err := filepath.Rel(wd, abs)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return abs
+	}
+	return rel
+}
+
+// ShellQuote quotes s for a POSIX shell when it holds anything but
+// letters, digits and -_./:=@%+,
+func ShellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@%+,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

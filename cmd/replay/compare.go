@@ -12,10 +12,6 @@ import (
 	"github.com/replaykit/replay/sinks"
 )
 
-// exitBelowThreshold is the exit status when the match rate is below
-// --min-match-rate.
-const exitBelowThreshold = 3
-
 // thresholdError reports a match rate below the gate, or undefined (rate
 // nil: no pair was compared), which does not pass it either.
 type thresholdError struct {

@@ -21,7 +21,7 @@ import (
 // Where replay ctl finds the admin server when neither --addr nor
 // admin.listen in --config says.
 const (
-	envAdminAddr     = "REPLAY_ADMIN_ADDR"
+	envAdminAddr     = config.EnvAdminAddr
 	envAdminToken    = "REPLAY_ADMIN_TOKEN"
 	defaultAdminAddr = "127.0.0.1:9464"
 )
@@ -37,6 +37,9 @@ type ctlFlags struct {
 // else 127.0.0.1:9464. Token: --token, else REPLAY_ADMIN_TOKEN, else
 // admin.token from --config.
 func (f *ctlFlags) client() (*admin.Client, error) {
+	if f.timeout <= 0 {
+		return nil, usageError{fmt.Errorf("--timeout %s: must be > 0, e.g. --timeout 10s", f.timeout)}
+	}
 	addr, token := f.addr, f.token
 	if f.file != "" && (addr == "" || token == "") {
 		cfg, err := config.Load(f.file, os.Environ(), nil)
@@ -100,7 +103,10 @@ func actor() string {
 func ctlError(c *admin.Client, err error) error {
 	var unreachable *admin.UnreachableError
 	var bad *admin.RequestError
+	var notReplay *admin.NotReplayError
 	switch {
+	case errors.As(err, &notReplay):
+		return usageError{fmt.Errorf("%w; pass --addr, or set %s or admin.listen in --config", err, envAdminAddr)}
 	case errors.As(err, &unreachable):
 		return fmt.Errorf("%w; is replay run running there with admin.listen set? Pass --addr, or set %s or admin.listen in --config", err, envAdminAddr)
 	case errors.Is(err, admin.ErrUnauthorized):
@@ -129,8 +135,9 @@ admin.token from --config. Changes are logged by the server with who made them
 (user@host of this machine) and from where.
 
 Exit status: 0, 1 when the admin server cannot be reached or fails, 2 for a
-bad flag, a value the server rejects (each bad field is named) or a missing
-or wrong token.`,
+bad flag or command, a value the server rejects (each bad field is named), a
+missing or wrong token, or an address where something other than replay's
+admin API answers.`,
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&flags.addr, "addr", "", "admin server address, host:port or http(s)://host:port")

@@ -1,7 +1,13 @@
 package main
 
 import (
+	"errors"
+	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -30,10 +36,24 @@ the previous ones in the same tables.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := config.ParseLevel(level); err != nil {
-				return usageError{err}
+				return usageError{fmt.Errorf("--log-level: %w", err)}
+			}
+			switch {
+			case opts.Exchanges < 1:
+				return usageError{fmt.Errorf("--exchanges %d: must be ≥ 1", opts.Exchanges)}
+			case opts.Garbage < 0:
+				return usageError{fmt.Errorf("--garbage %d: must be ≥ 0", opts.Garbage)}
+			case opts.Partitions < 1:
+				return usageError{fmt.Errorf("--partitions %d: must be ≥ 1", opts.Partitions)}
+			case opts.Garbage == 0:
+				opts.Garbage = -1 // demo.Options: negative is none, 0 the default
 			}
 			opts.Log = config.Log{Level: level, Format: "text"}
+			opts.Command = invocation()
 			sum, err := demo.Run(cmd.Context(), opts, stderr)
+			if errors.Is(err, demo.ErrRunExists) {
+				return usageError{fmt.Errorf("--run-id %s: %w", opts.RunID, err)}
+			}
 			if err != nil {
 				return err
 			}
@@ -49,4 +69,25 @@ the previous ones in the same tables.`,
 	fl.StringVar(&opts.RunID, "run-id", "", "run id (default demo-<UTC time>)")
 	fl.StringVar(&level, "log-level", "info", "log level: debug, info, warn or error")
 	return cmd
+}
+
+// invocation is how the user runs this replay binary from the working
+// directory, for the commands the demo prints: the name when the shell found
+// it on $PATH, else its path from here (./bin/replay after make demo), or
+// the absolute path when it lies outside.
+func invocation() string {
+	exe := os.Args[0]
+	if !strings.ContainsRune(exe, filepath.Separator) {
+		if _, err := exec.LookPath(exe); err == nil {
+			return exe
+		}
+		if p, err := os.Executable(); err == nil {
+			exe = p
+		}
+	}
+	p := demo.FromHere(exe)
+	if !filepath.IsAbs(p) && !strings.HasPrefix(p, "."+string(filepath.Separator)) {
+		p = "." + string(filepath.Separator) + p // so that the shell does not look it up on $PATH
+	}
+	return demo.ShellQuote(p)
 }
