@@ -20,9 +20,8 @@ import (
 var problemPath = regexp.MustCompile(`^(--set [^:]+|environment [A-Z0-9_]+|[a-z_]+(\[\d+\])?(\.[A-Za-z0-9_-]+(\[\d+\])?)*|(yaml: )?line \d+|[a-z_]+(\.[a-z_]+)* \(line \d+\)|cannot read the file)[:, ]`)
 
 // yamlProblem is what the YAML reader says about a file it cannot map onto
-// the configuration: today "unmarshal errors: line N: …", naming the line,
-// or an encoding error about the whole file.
-var yamlProblem = regexp.MustCompile(`^(unmarshal errors:\n\s*)?line \d+: |UTF-8 octet`)
+// the configuration: "line N: …" or "unmarshal errors: line N: …".
+var yamlProblem = regexp.MustCompile(`^(unmarshal errors:\n\s*)?line \d+: `)
 
 // topLevelKeys are the first segments of the field paths a problem may
 // name: those of Fields() and of the structured lists (rewrite, …).
