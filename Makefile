@@ -16,7 +16,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 30s
 # How long make test fuzzes each target: a count, so the work done does not
 # depend on how loaded the machine is.
-FUZZTIME_TEST ?= 1000x
+FUZZTIME_TEST ?= 500x
 
 # Every fuzz target, as package:Target; go test -fuzz takes one target of one
 # package at a time. TestMakefileFuzzesEveryTarget (cmd/replay) checks that
