@@ -4,7 +4,7 @@
 #   make test    the test suite, with the race detector
 #   make test-integration  replica processes on a PostgreSQL catalog: SIGKILLs, a SIGSTOPped zombie
 #   make lint    gofmt, go vet, staticcheck
-#   make fuzz    fuzz the envelope decoder for FUZZTIME
+#   make fuzz    run every fuzz target (FUZZ_TARGETS) for FUZZTIME each
 #   make bench   Go benchmarks, then replay-bench's table of measurements
 #                against baselines taken in the same run (BENCHMARKS.md)
 #   make bench-scaling  commit contention with 1..16 replica processes on a PostgreSQL catalog
@@ -14,6 +14,31 @@ VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo 
 LDFLAGS     := -s -w -X main.version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 30s
+# How long make test fuzzes each target: a count, so the work done does not
+# depend on how loaded the machine is.
+FUZZTIME_TEST ?= 500x
+
+# Every fuzz target, as package:Target; go test -fuzz takes one target of one
+# package at a time. TestMakefileFuzzesEveryTarget (cmd/replay) checks that
+# this list holds every func Fuzz… in the repository.
+FUZZ_TARGETS := \
+	./schemas:FuzzDecode \
+	./schemas:FuzzDecodeAgreesWithEncodingJSON \
+	./schemas:FuzzEnvelopeRoundTrip \
+	./compare:FuzzDecodeRow \
+	./normalize:FuzzCompare \
+	./normalize:FuzzDiff \
+	./pipeline:FuzzRedact \
+	./pipeline:FuzzReplayRequest \
+	./config:FuzzLoad \
+	./config:FuzzSet
+
+# $(call fuzz_each,TIME) fuzzes every target for TIME, stopping at the first
+# failure (the failing input is written under the package's testdata/fuzz).
+fuzz_each = set -e; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz $${t\#\#*:} in $${t%%:*} for $(1)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t\#\#*:}\$$" -fuzztime $(1) "$${t%%:*}"; \
+	done
 
 PEERS       := bin/peers
 
@@ -26,6 +51,7 @@ build:
 
 test:
 	$(GO) test -race -count=1 -timeout 15m ./...
+	@$(call fuzz_each,$(FUZZTIME_TEST))
 
 # Tests that run several replica processes against a throwaway PostgreSQL
 # (build tag integration); .ci/run runs them after make test.
@@ -41,7 +67,7 @@ lint:
 	$(GO) run $(STATICCHECK) -tags integration ./...
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz FuzzDecode -fuzztime $(FUZZTIME) ./schemas
+	@$(call fuzz_each,$(FUZZTIME))
 
 # The peers replay-bench compares with (vegeta, GoReplay); never fails.
 bench-setup:

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -173,9 +174,32 @@ func decodeYAML(raw []byte, cfg *Config) []string {
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
 		// What the check above does not see, e.g. a key given twice.
-		return []string{fmt.Sprintf("%s (see the configuration reference in README.md)", strings.TrimPrefix(err.Error(), "yaml: "))}
+		return []string{fmt.Sprintf("%s (see the configuration reference in README.md)", yamlLocation(raw, strings.TrimPrefix(err.Error(), "yaml: ")))}
 	}
 	return nil
+}
+
+var yamlLine = regexp.MustCompile(`\bline \d+`)
+
+// yamlLocation makes a YAML error name its line, which yaml.v3 leaves out
+// of encoding errors and of errors on the first line (its marks count from
+// 0, and 0 reads as unknown): found by config.FuzzLoad.
+func yamlLocation(raw []byte, msg string) string {
+	if yamlLine.MatchString(msg) {
+		return msg
+	}
+	if !utf8.Valid(raw) {
+		i := 0
+		for i < len(raw) {
+			r, n := utf8.DecodeRune(raw[i:])
+			if r == utf8.RuneError && n <= 1 {
+				break
+			}
+			i += n
+		}
+		return fmt.Sprintf("line %d: the file is not UTF-8 text: byte %d is %#x", bytes.Count(raw[:i], []byte("\n"))+1, i+1, raw[i])
+	}
+	return "line 1: " + msg
 }
 
 // Validate checks every section and returns an *Error listing each problem

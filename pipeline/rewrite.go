@@ -63,7 +63,7 @@ func (w *rewriter) request(x *schemas.Exchange) schemas.Request {
 		Scheme:  w.target.Scheme,
 		Host:    w.hostHeader(x),
 		Path:    joinPath(w.target.EscapedPath(), out.Path),
-		Query:   out.Query,
+		Query:   sendableQuery(out.Query),
 		Headers: out.Header,
 		Body:    x.Request.Body,
 	}
@@ -119,6 +119,19 @@ func forwardHeaders(captured map[string][]string) http.Header {
 		}
 	}
 	return h
+}
+
+// sendableQuery percent-encodes the bytes of a captured query that cannot
+// stand in an HTTP request line: a space ends the request target (the
+// target answers 400 to a request replay made malformed), and "#" starts a
+// fragment, which the target would not see as part of the query. The rest,
+// escapes included, is kept byte for byte. Control characters are left for
+// newHTTPRequest to refuse.
+func sendableQuery(q string) string {
+	if !strings.ContainsAny(q, " #") {
+		return q
+	}
+	return strings.NewReplacer(" ", "%20", "#", "%23").Replace(q)
 }
 
 // joinPath puts the target's path prefix before a request path.

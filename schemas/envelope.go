@@ -206,7 +206,7 @@ func (x *Exchange) Envelope() Envelope {
 		CapturedAt:    x.CapturedAt,
 		Request: &EnvelopeRequest{
 			Method: x.Request.Method, Scheme: x.Request.Scheme, Host: x.Request.Host,
-			Path: x.Request.Path, Query: x.Request.Query, Headers: x.Request.Headers,
+			Path: x.Request.Path, Query: envelopeQuery(x.Request.Query), Headers: x.Request.Headers,
 		},
 		Lineage:    x.Lineage,
 		Attributes: x.Attributes,
@@ -217,6 +217,16 @@ func (x *Exchange) Envelope() Envelope {
 		env.Response.Body, env.Response.BodyEncoding = EncodeBody(x.Response.Body)
 	}
 	return env
+}
+
+// envelopeQuery writes a query so that Decode, which drops one leading
+// "?", reads it back as it was: a query that itself starts with "?" (the
+// URL /p??a) gets the "?" Decode takes away.
+func envelopeQuery(q string) string {
+	if strings.HasPrefix(q, "?") {
+		return "?" + q
+	}
+	return q
 }
 
 // EncodeBody returns b as an envelope body and its encoding.

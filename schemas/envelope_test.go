@@ -172,7 +172,9 @@ func FuzzDecode(f *testing.F) {
 		}
 	}
 	f.Add([]byte(`{"request":{"method":"GET","body":"=","body_encoding":"base64"}}`))
-	f.Add([]byte(`null`))
+	for _, b := range hostileEnvelopes() {
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		x, err := Decode(raw, coords, DecodeOptions{MaxBodyBytes: 1 << 10})
 		if err != nil {

@@ -231,10 +231,16 @@ func (s *KafkaSASL) mechanism() sasl.Mechanism {
 func (t *KafkaTLS) load() (*tls.Config, []error) {
 	var errs []error
 	if !t.Enabled {
-		for _, f := range []struct{ name, value string }{
-			{"ca_file", t.CAFile}, {"cert_file", t.CertFile}, {"key_file", t.KeyFile},
+		// A TLS setting with TLS off would be ignored: the operator meant
+		// TLS, and the connection would be plaintext.
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{
+			{"ca_file", t.CAFile != ""}, {"cert_file", t.CertFile != ""}, {"key_file", t.KeyFile != ""},
+			{"server_name", t.ServerName != ""}, {"insecure_skip_verify", t.InsecureSkipVerify},
 		} {
-			if f.value != "" {
+			if f.set {
 				errs = append(errs, fmt.Errorf("tls.enabled: must be true when tls.%s is set", f.name))
 			}
 		}
