@@ -579,13 +579,19 @@ type commitStats struct {
 //     took the partition over) or an earlier attempt of ours that was
 //     applied though it reported an error already stored them;
 //  5. write the rest as data files, once: a retry commits the files an
-//     earlier attempt wrote, unless steps 3 or 4 dropped rows since;
+//     earlier attempt wrote, unless steps 3 or 4 dropped rows since; the
+//     files must hold exactly the rows and lie under the table's location
+//     (a run ID that escaped it makes iceberg-go write none), or the flush
+//     fails with ErrRowsNotStored, not retried, before anything is
+//     committed;
 //  6. append them, recording per partition the larger of the flush's offset
 //     and the table's, and this writer as its owner, with the requirement
 //     that the table's main branch still points at the snapshot read in
 //     step 1, so nothing (another commit, a claim) landed in between;
-//  7. on any error, back off and go back to step 1. A previous attempt found
-//     in the history by its replay.commit-id counts as done.
+//  7. read the committed snapshot back: its added-records must be the rows
+//     of step 5 (else ErrRowsNotStored);
+//  8. on any other error, back off and go back to step 1. A previous
+//     attempt found in the history by its replay.commit-id counts as done.
 //
 // The offsets returned leave out fenced partitions, whose state this sink
 // forgets (like Forget): their new owner commits them.
