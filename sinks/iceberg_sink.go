@@ -806,6 +806,10 @@ func (s *Iceberg) commitOnce(ctx context.Context, cat catalog.Catalog, tb *table
 
 	if prev != nil {
 		if snap := findCommit(meta, prev.commitID, prev.base); snap != nil {
+			if added, err := summaryCount(snap.Summary.Properties, "added-records"); err != nil || added != prev.rows {
+				return nil, fmt.Errorf("%w: snapshot %d (commit %s, reported as failed but applied) of table at %s: added-records %q, expected %d; its summary records offsets for rows the table lacks: do not resume this run, replay it again under a new run_id",
+					ErrRowsNotStored, snap.SnapshotID, prev.commitID, tbl.Location(), snap.Summary.Properties["added-records"], prev.rows)
+			}
 			s.logger.Warn("a commit reported as failed had been applied; not writing its rows again",
 				"table", tb.full, "commit_id", prev.commitID, "snapshot_id", snap.SnapshotID)
 			tb.releasePending()
