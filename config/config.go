@@ -19,6 +19,7 @@ import (
 	"github.com/replaykit/replay/compare"
 	"github.com/replaykit/replay/internal/suggest"
 	"github.com/replaykit/replay/pipeline"
+	"github.com/replaykit/replay/schemas"
 	"github.com/replaykit/replay/sinks"
 	"github.com/replaykit/replay/sources"
 )
@@ -213,6 +214,8 @@ func (c *Config) Validate() error {
 	}
 	if strings.TrimSpace(c.RunID) == "" {
 		problems = append(problems, "run_id: is empty; name this migration run (e.g. run_id: checkout-v2-try1, REPLAY_RUN_ID or --run-id)")
+	} else if err := schemas.CheckName(c.RunID); err != nil {
+		problems = append(problems, fmt.Sprintf("run_id: %v; set it in run_id:, REPLAY_RUN_ID or --run-id", err))
 	}
 	switch c.Source.Type {
 	case "kafka":

@@ -94,6 +94,11 @@ func TestErrorsNameTheField(t *testing.T) {
 		{name: "unknown --set field", file: "run_id: x\nreplay: {target: 'http://x'}\n", sets: []string{"replay.wrkers=2"}, want: []string{"replay.wrkers", "unknown field"}},
 		{name: "bad --set value", file: "run_id: x\nreplay: {target: 'http://x'}\n", sets: []string{"replay.workers=many"}, want: []string{"replay.workers", "many"}},
 		{name: "--set without =", file: "run_id: x\nreplay: {target: 'http://x'}\n", sets: []string{"replay.workers"}, want: []string{"field.path=value"}},
+		{name: "run_id escaping the warehouse", file: "run_id: ../x\nreplay: {target: 'http://x'}\n", want: []string{`run_id: "../x" contains ".."`, "--run-id"}},
+		{name: "run_id with a slash", file: "run_id: team/try1\nreplay: {target: 'http://x'}\n", want: []string{`run_id: "team/try1" has characters outside`, `"team-try1"`}},
+		{name: "run_id from --set", file: "run_id: x\nreplay: {target: 'http://x'}\n", sets: []string{"run_id=a,b"}, want: []string{`run_id: "a,b"`}},
+		{name: "namespace and group", file: "run_id: x\nreplay: {target: 'http://x'}\nsink: {namespace: 'a/b'}\nsource: {kafka: {group: 'g/../h'}}\n",
+			want: []string{`source.kafka.group: "g/../h" contains ".."`, `sink.namespace: level "a/b" has characters outside`}},
 		{name: "file source without path", file: "run_id: x\nreplay: {target: 'http://x'}\nsource: {type: file}\n", want: []string{"source.file.path"}},
 	}
 	for _, tt := range tests {

@@ -60,6 +60,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Result, 
 		return nil, fmt.Errorf("compile compare.normalize for the pipeline: %w", err)
 	}
 	sinkCfg := cfg.Sink
+	sinkCfg.RunID = cfg.RunID
 	if cfg.Source.Type == "kafka" {
 		sinkCfg.Group = cfg.Source.Kafka.Group
 	}

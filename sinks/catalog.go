@@ -110,6 +110,11 @@ type IcebergConfig struct {
 	// Group is the consumer group name, recorded with the offsets in every
 	// snapshot summary. Set by the caller, not the configuration file.
 	Group string `yaml:"-"`
+	// RunID is the run whose rows this sink writes (the top-level run_id),
+	// recorded as replay.run-id in the snapshots that carry no rows (claims
+	// and empty appends), so every snapshot names its run. Set by the
+	// caller, not the configuration file; empty for a sink that only reads.
+	RunID string `yaml:"-"`
 }
 
 // CatalogConfig says which Iceberg catalog to use.
@@ -342,7 +347,23 @@ func (c *IcebergConfig) Validate() []error {
 	if c.Namespace == "" {
 		add("namespace: is empty; name the namespace of replay's tables, e.g. replay")
 	} else if slices.Contains(strings.Split(c.Namespace, "."), "") {
-		add("namespace: %q has an empty level", c.Namespace)
+		add("namespace: %q has an empty level; separate levels with single dots, e.g. replay or team.replay", c.Namespace)
+	} else {
+		for _, level := range strings.Split(c.Namespace, ".") {
+			if err := schemas.CheckName(level); err != nil {
+				add("namespace: level %v", err)
+			}
+		}
+	}
+	if c.RunID != "" {
+		if err := schemas.CheckName(c.RunID); err != nil {
+			add("run_id: %v", err)
+		}
+	}
+	if c.Group != "" {
+		if err := schemas.CheckName(c.Group); err != nil {
+			add("group (the consumer group, source.kafka.group): %v", err)
+		}
 	}
 	if c.Flush.Rows < 1 {
 		add("flush.rows: must be ≥ 1, got %d", c.Flush.Rows)

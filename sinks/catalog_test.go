@@ -78,6 +78,20 @@ func TestValidate(t *testing.T) {
 			[]string{"s3.session_token: needs s3.access_key_id and s3.secret_access_key"}},
 		{"max backoff below min", func(c *IcebergConfig) { c.CommitRetry.MaxBackoff = time.Millisecond },
 			[]string{"commit_retry.max_backoff: must be ≥ commit_retry.min_backoff (100ms), got 1ms"}},
+		// Names that become directories of the warehouse and snapshot
+		// properties (schemas.CheckName).
+		{"names that fit", func(c *IcebergConfig) {
+			c.Namespace, c.Group, c.RunID = "team.replay_v2", "replay-1", "checkout.v2_try-1"
+		}, nil},
+		{"namespace escaping the warehouse", func(c *IcebergConfig) { c.Namespace = "a/../../b" },
+			[]string{`namespace: "a/../../b" has an empty level`}},
+		{"namespace level with a slash", func(c *IcebergConfig) { c.Namespace = "team.re/play" },
+			[]string{`namespace: level "re/play" has characters outside [A-Za-z0-9._-]`}},
+		{"namespace of dots", func(c *IcebergConfig) { c.Namespace = ".." }, []string{`namespace: ".." has an empty level`}},
+		{"run id and group", func(c *IcebergConfig) { c.RunID, c.Group = "../x", "a b" }, []string{
+			`run_id: "../x" contains ".."`,
+			`group (the consumer group, source.kafka.group): "a b" has characters outside [A-Za-z0-9._-]`,
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("REPLAY_TEST_PGPASS", "p")

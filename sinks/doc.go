@@ -5,10 +5,12 @@
 // table, changed ones updated on open), the creation of replay's tables,
 // the batching of rows into Arrow records per table, the commits, and the
 // Kafka offsets each commit records in its snapshot summary
-// (replay.group, replay.run-id, replay.offset.<topic>.<partition>) so that a
+// (replay.group, replay.run-id, replay.commit-id, replay.writer,
+// replay.offset.<topic>.<partition>) so that a
 // restart can resume exactly where the tables end (CommittedOffsets). It also
 // has the read helpers the demo, the tests and compare use (ScanRun,
-// CountRows; ScanRunBatches and RunSize in iceberg_read.go), and
+// CountRows; ScanRunBatches and RunSize in iceberg_read.go; SnapshotSummaries
+// in iceberg_snapshots.go), and
 // ReplaceRun (iceberg_replace.go), which replaces one run's rows of a
 // comparison table in one overwrite transaction. Ping (ping.go) checks the
 // catalog and the warehouse answer, for readiness. OpenIcebergReadOnly
@@ -40,6 +42,17 @@
 // branch has not moved since the read. The data files are written once per
 // flush and committed again as they are by a retry. Rows whose commit gave
 // up stay buffered for the next flush.
+//
+// A flush never returns offsets for rows its table does not hold: before a
+// commit it checks that the data files written hold exactly the rows
+// buffered and lie under the table's location, and after it reads the
+// committed snapshot's added-records back; a mismatch is ErrRowsNotStored,
+// not retried. Names that reach the warehouse (the run ID of every row, the
+// namespace's levels, the group) are checked against schemas.NamePattern in
+// IcebergConfig.Validate, OpenIceberg and Add, as config.Validate checks
+// them before a run. Every snapshot the sink commits (rows, empty appends,
+// claims) carries replay.group, replay.run-id (IcebergConfig.RunID for
+// snapshots without rows), replay.commit-id and replay.writer.
 //
 // Zombies are fenced through the same optimistic concurrency: Resume claims
 // the partitions it is given in every table (an empty snapshot recording

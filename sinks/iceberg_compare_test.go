@@ -269,6 +269,11 @@ func TestReplaceRunRejects(t *testing.T) {
 	if err := s.ReplaceRun(ctx, schemas.TableComparisonSummary, "", rowsOf(rows)); err == nil {
 		t.Error("empty run ID: no error")
 	}
+	// The run ID is the comparison tables' partition value: a directory.
+	if err := s.ReplaceRun(ctx, schemas.TableComparisonSummary, "../../x", rowsOf(rows)); err == nil ||
+		!strings.Contains(err.Error(), `run_id: "../../x" contains ".."`) {
+		t.Errorf("run ID escaping the table: err = %v", err)
+	}
 
 	// A row of another run is refused at once (no retry) and nothing is
 	// committed.

@@ -13,12 +13,14 @@ import (
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
 	"github.com/apache/iceberg-go/table"
+	"github.com/google/uuid"
 
 	"github.com/replaykit/replay/schemas"
 )
 
 // PropOperation names, in a snapshot summary, the replay operation that
-// committed it; ReplaceRun writes "replace-run".
+// committed it; ReplaceRun writes "replace-run", with replay.run-id,
+// replay.commit-id, replay.writer and, when the sink has one, replay.group.
 const PropOperation = "replay.operation"
 
 // ReplaceRun makes rows the whole content of one run in the named
@@ -45,8 +47,8 @@ func (s *Iceberg) ReplaceRun(ctx context.Context, tableName, runID string, open 
 		return fmt.Errorf("replace run %q of %s: only the comparison tables (%v) can be replaced",
 			runID, tableName, schemas.ComparisonTableNames())
 	}
-	if runID == "" {
-		return fmt.Errorf("replace run of %s: run_id is empty", tableName)
+	if err := schemas.CheckName(runID); err != nil {
+		return fmt.Errorf("replace run of %s: run_id: %w", tableName, err)
 	}
 	full := s.QualifiedName(tableName)
 	start := time.Now()
@@ -107,7 +109,11 @@ func (s *Iceberg) replaceOnce(ctx context.Context, tableName, runID string, open
 	if err := txn.AssertRefSnapshotID(table.MainBranch); err != nil {
 		return 0, 0, err
 	}
-	props := iceberg.Properties{PropRunID: runID, PropOperation: "replace-run"}
+	commitID := uuid.NewString()
+	props := iceberg.Properties{PropRunID: runID, PropOperation: "replace-run", PropCommitID: commitID, PropWriter: s.writer}
+	if s.cfg.Group != "" {
+		props[PropGroup] = s.cfg.Group
+	}
 	filter := iceberg.EqualTo(iceberg.Reference("run_id"), runID)
 	ctx = compute.WithAllocator(ctx, s.mem)
 	if err := txn.Overwrite(ctx, counted, props, table.WithOverwriteFilter(filter)); err != nil {
@@ -125,7 +131,15 @@ func (s *Iceberg) replaceOnce(ctx context.Context, tableName, runID string, open
 		return 0, 0, fmt.Errorf("commit: %w", err)
 	}
 	var snapshotID int64
-	if snap := committed.CurrentSnapshot(); snap != nil {
+	if counted.rows > 0 {
+		// The rows written are the rows the snapshot added, under the
+		// table's location (the run ID is its partition value).
+		snap, err := checkCommitted(committed, commitID, counted.rows, -1)
+		if err != nil {
+			return 0, 0, &badRowsError{err}
+		}
+		snapshotID = snap.SnapshotID
+	} else if snap := committed.CurrentSnapshot(); snap != nil {
 		snapshotID = snap.SnapshotID
 	}
 

@@ -8,6 +8,8 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
+	"net/url"
+	pathpkg "path"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,7 +33,10 @@ const (
 	// PropGroup is the consumer group whose offsets the snapshot records.
 	PropGroup = "replay.group"
 	// PropRunID is the run ID of the rows committed; several are joined
-	// with commas, sorted. A commit without rows has none.
+	// with commas, sorted. A snapshot without rows (a claim, an empty
+	// append) carries the sink's IcebergConfig.RunID, so every snapshot
+	// replay writes names its run; only a sink opened without a run ID
+	// (one that reads) leaves it out.
 	PropRunID = "replay.run-id"
 	// PropOffsetPrefix starts one property per partition the commit covers:
 	// replay.offset.<topic>.<partition> = next offset to read. Topic names
@@ -115,6 +120,9 @@ type Iceberg struct {
 	writer   string // PropWriter of this process's commits
 	ns       table.Identifier
 	byName   map[string]*tableBuffer // immutable after OpenIceberg
+	// runIDOK is the last run ID Add found valid (rows of a run share
+	// it), so it is checked once; only Add's goroutine touches it.
+	runIDOK string
 
 	mu sync.Mutex
 	// cat and tables are set by OpenIceberg and cleared by Close.
@@ -413,6 +421,10 @@ func (s *Iceberg) Add(r *schemas.Result) error {
 		}
 	}
 
+	if err := s.checkRunIDs(r); err != nil {
+		return fmt.Errorf("add result %s: %w", r.Source, err)
+	}
+
 	tp := r.Source.TP()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -451,6 +463,40 @@ func (s *Iceberg) Add(r *schemas.Result) error {
 	}
 	s.next[tp] = r.Source.Offset + 1
 	s.covered[tp] = struct{}{}
+
+	return nil
+}
+
+// checkRunIDs reports a row of r whose run ID schemas.CheckName refuses: the
+// run ID is a partition value, so a directory of the warehouse, and a
+// snapshot property. config.Validate refuses such a run_id before a run
+// starts; this is the same wall where rows enter the sink.
+func (s *Iceberg) checkRunIDs(r *schemas.Result) error {
+	rows := []struct{ table, runID string }{}
+	if r.Production != nil {
+		rows = append(rows, struct{ table, runID string }{schemas.TableProduction, r.Production.RunID})
+	}
+	if r.Replay != nil {
+		rows = append(rows, struct{ table, runID string }{schemas.TableReplay, r.Replay.RunID})
+	}
+	for _, c := range r.Copies {
+		rows = append(rows, struct{ table, runID string }{schemas.TableReplay, c.RunID})
+	}
+	if r.Baseline != nil {
+		rows = append(rows, struct{ table, runID string }{schemas.TableBaseline, r.Baseline.RunID})
+	}
+	if r.DeadLetter != nil {
+		rows = append(rows, struct{ table, runID string }{schemas.TableDeadLetters, r.DeadLetter.RunID})
+	}
+	for _, row := range rows {
+		if row.runID == s.runIDOK {
+			continue
+		}
+		if err := schemas.CheckName(row.runID); err != nil {
+			return fmt.Errorf("%w for %s: run_id: %w", schemas.ErrInvalidRow, row.table, err)
+		}
+		s.runIDOK = row.runID
+	}
 
 	return nil
 }
@@ -537,13 +583,19 @@ type commitStats struct {
 //     took the partition over) or an earlier attempt of ours that was
 //     applied though it reported an error already stored them;
 //  5. write the rest as data files, once: a retry commits the files an
-//     earlier attempt wrote, unless steps 3 or 4 dropped rows since;
+//     earlier attempt wrote, unless steps 3 or 4 dropped rows since; the
+//     files must hold exactly the rows and lie under the table's location
+//     (a run ID that escaped it makes iceberg-go write none), or the flush
+//     fails with ErrRowsNotStored, not retried, before anything is
+//     committed;
 //  6. append them, recording per partition the larger of the flush's offset
 //     and the table's, and this writer as its owner, with the requirement
 //     that the table's main branch still points at the snapshot read in
 //     step 1, so nothing (another commit, a claim) landed in between;
-//  7. on any error, back off and go back to step 1. A previous attempt found
-//     in the history by its replay.commit-id counts as done.
+//  7. read the committed snapshot back: its added-records must be the rows
+//     of step 5 (else ErrRowsNotStored);
+//  8. on any other error, back off and go back to step 1. A previous
+//     attempt found in the history by its replay.commit-id counts as done.
 //
 // The offsets returned leave out fenced partitions, whose state this sink
 // forgets (like Forget): their new owner commits them.
@@ -659,6 +711,9 @@ func (s *Iceberg) commitTable(ctx context.Context, cat catalog.Catalog, tb *tabl
 
 			return st, fmt.Errorf("commit to table %s stopped after %d attempts: %w; last error: %w", tb.full, n, cause, err)
 		}
+		if errors.Is(err, ErrRowsNotStored) {
+			return st, fmt.Errorf("commit to table %s: %w", tb.full, err)
+		}
 		conflict := isConflict(err)
 		if conflict {
 			conflicts++
@@ -755,6 +810,10 @@ func (s *Iceberg) commitOnce(ctx context.Context, cat catalog.Catalog, tb *table
 
 	if prev != nil {
 		if snap := findCommit(meta, prev.commitID, prev.base); snap != nil {
+			if added, err := summaryCount(snap.Summary.Properties, "added-records"); err != nil || added != prev.rows {
+				return nil, fmt.Errorf("%w: snapshot %d (commit %s, reported as failed but applied) of table at %s: added-records %q, expected %d; its summary records offsets for rows the table lacks: do not resume this run, replay it again under a new run_id",
+					ErrRowsNotStored, snap.SnapshotID, prev.commitID, tbl.Location(), snap.Summary.Properties["added-records"], prev.rows)
+			}
 			s.logger.Warn("a commit reported as failed had been applied; not writing its rows again",
 				"table", tb.full, "commit_id", prev.commitID, "snapshot_id", snap.SnapshotID)
 			tb.releasePending()
@@ -816,13 +875,15 @@ func (s *Iceberg) commitOnce(ctx context.Context, cat catalog.Catalog, tb *table
 		if err != nil {
 			return nil, fmt.Errorf("write %d rows: %w", rows, err)
 		}
+		// Nothing is committed, so the table's offsets do not move past
+		// rows it would not hold.
+		if err := checkDataFiles(files, rows, runIDs, tb.location); err != nil {
+			return nil, err
+		}
 		tb.written = files
 	}
 	commitID := uuid.NewString()
-	props := iceberg.Properties{PropGroup: s.cfg.Group, PropCommitID: commitID, PropWriter: s.writer}
-	if len(runIDs) > 0 {
-		props[PropRunID] = strings.Join(slices.Sorted(maps.Keys(runIDs)), ",")
-	}
+	props := s.summary(commitID, runIDs)
 	s.mu.Lock()
 	for tp, next := range record {
 		props[offsetProp(tp)] = strconv.FormatInt(next, 10)
@@ -836,15 +897,135 @@ func (s *Iceberg) commitOnce(ctx context.Context, cat catalog.Catalog, tb *table
 	if err != nil {
 		return &attempt{commitID: commitID, base: base, rows: rows}, fmt.Errorf("append %d rows: %w", rows, err)
 	}
+	snap, err := checkCommitted(committedTbl, commitID, rows, len(tb.written))
+	if err != nil {
+		return nil, err
+	}
 	tb.releasePending()
 	st.rows = rows
-	if snap := committedTbl.CurrentSnapshot(); snap != nil {
-		st.snapshotID = snap.SnapshotID
-	}
+	st.snapshotID = snap.SnapshotID
 	s.logger.Debug("committed", "table", tb.full, "rows", rows, "snapshot_id", st.snapshotID,
 		"offsets", formatOffsets(record), "duration", time.Since(start))
 
 	return nil, nil
+}
+
+// ErrRowsNotStored is wrapped by the error of a flush whose table would not
+// hold, or does not hold, the rows it buffered: the data files written
+// hold fewer rows than buffered or lie outside the table's location, or the
+// snapshot committed reports fewer rows added. Retrying cannot help, so the
+// flush fails at once and returns no offsets.
+var ErrRowsNotStored = errors.New("the table does not hold the rows buffered")
+
+// checkDataFiles reports files that do not hold exactly rows rows (of the
+// runs runIDs), or one that lies outside location (the table's), after
+// resolving escapes and ".." as the storage would: a partition value that
+// escaped the table's directory, or a writer that dropped rows.
+func checkDataFiles(files []iceberg.DataFile, rows int64, runIDs map[string]struct{}, location string) error {
+	var held int64
+	var outside []string
+	paths := make([]string, len(files))
+	for i, df := range files {
+		held += df.Count()
+		paths[i] = df.FilePath()
+		if !underLocation(df.FilePath(), location) {
+			outside = append(outside, df.FilePath())
+		}
+	}
+	runs := strings.Join(slices.Sorted(maps.Keys(runIDs)), ", ")
+	switch {
+	case len(outside) > 0:
+		return fmt.Errorf("%w: expected %d rows of run %s under the table's location %s, but %d of the %d data files written are outside it: %s; not committing, so no offset moves past these rows; check the run_id (%s) and the table's write.data.path",
+			ErrRowsNotStored, rows, runs, location, len(outside), len(files), strings.Join(outside, ", "), schemas.NamePattern)
+	case held != rows:
+		return fmt.Errorf("%w: expected %d rows of run %s in data files under %s, found %d in the %d files written [%s]; not committing, so no offset moves past these rows; check the run_id (%s)",
+			ErrRowsNotStored, rows, runs, location, held, len(files), strings.Join(paths, ", "), schemas.NamePattern)
+	}
+
+	return nil
+}
+
+// underLocation reports whether the file at path (a URL or a local path)
+// lies under the directory location, comparing the scheme, the host and the
+// unescaped, cleaned paths. A path with a ".." element is not under it,
+// whatever it resolves to.
+func underLocation(path, location string) bool {
+	f, err1 := url.Parse(path)
+	l, err2 := url.Parse(location)
+	if err1 != nil || err2 != nil || f.Opaque != "" || l.Opaque != "" {
+		return false
+	}
+	if !strings.EqualFold(f.Scheme, l.Scheme) || !strings.EqualFold(f.Host, l.Host) {
+		return false
+	}
+	if slices.Contains(strings.Split(f.Path, "/"), "..") {
+		return false
+	}
+	dir := strings.TrimSuffix(pathpkg.Clean(l.Path), "/") + "/"
+
+	return strings.HasPrefix(pathpkg.Clean(f.Path), dir)
+}
+
+// checkCommitted reads back the snapshot a commit made: the current snapshot
+// of committed must carry commitID and report rows records and (unless
+// files is negative: not known) files data files added. It returns the
+// snapshot.
+//
+// A mismatch means the commit's offsets now stand in the table for rows it
+// does not hold; the error says so, and what to do, since a restart resumes
+// from those offsets.
+func checkCommitted(committed *table.Table, commitID string, rows int64, files int) (*table.Snapshot, error) {
+	snap := committed.CurrentSnapshot()
+	if snap == nil || snap.Summary == nil || snap.Summary.Properties[PropCommitID] != commitID {
+		return nil, fmt.Errorf("%w: the table's current snapshot after the commit is not the commit %s; check the catalog", ErrRowsNotStored, commitID)
+	}
+	props := snap.Summary.Properties
+	added, err := summaryCount(props, "added-records")
+	if err == nil && added == rows {
+		var n int64
+		n, err = summaryCount(props, "added-data-files")
+		if err == nil && files >= 0 && n != int64(files) {
+			err = fmt.Errorf("added-data-files is %d, expected %d", n, files)
+		}
+	} else if err == nil {
+		err = fmt.Errorf("added-records is %d, expected %d", added, rows)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: snapshot %d (commit %s) of table at %s: %w; its summary records offsets for rows the table lacks: do not resume this run, replay it again under a new run_id",
+			ErrRowsNotStored, snap.SnapshotID, commitID, committed.Location(), err)
+	}
+
+	return snap, nil
+}
+
+// summaryCount parses a count of a snapshot summary; absent is 0.
+func summaryCount(props map[string]string, key string) (int64, error) {
+	v, ok := props[key]
+	if !ok {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s is %q, not a count", key, v)
+	}
+
+	return n, nil
+}
+
+// summary returns the properties every snapshot this sink commits carries:
+// the group, the commit ID, the writer, and the run IDs of its rows (sorted,
+// joined with commas), or for a snapshot without rows the configured run
+// ID. Callers add the offsets and owners.
+func (s *Iceberg) summary(commitID string, runIDs map[string]struct{}) iceberg.Properties {
+	props := iceberg.Properties{PropGroup: s.cfg.Group, PropCommitID: commitID, PropWriter: s.writer}
+	switch {
+	case len(runIDs) > 0:
+		props[PropRunID] = strings.Join(slices.Sorted(maps.Keys(runIDs)), ",")
+	case s.cfg.RunID != "":
+		props[PropRunID] = s.cfg.RunID
+	}
+
+	return props
 }
 
 // writeDataFiles writes recs as Parquet data files of tbl (partitioned,
@@ -1275,7 +1456,7 @@ func (s *Iceberg) claim(ctx context.Context, cat catalog.Catalog, tb *tableBuffe
 			meta := tbl.Metadata()
 			offs := groupOffsets(meta, s.cfg.Group, want)
 			owners := groupOwners(meta, s.cfg.Group, want)
-			props := iceberg.Properties{PropGroup: s.cfg.Group, PropCommitID: uuid.NewString(), PropWriter: s.writer}
+			props := s.summary(uuid.NewString(), nil)
 			claimed := 0
 			for tp := range want {
 				props[ownerProp(tp)] = s.writer

@@ -12,6 +12,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -164,12 +165,14 @@ func (c *KafkaConfig) Validate() []error {
 		add("topics: required; list at least one topic")
 	}
 	for i, t := range c.Topics {
-		if strings.TrimSpace(t) == "" {
-			add("topics[%d]: must not be empty", i)
+		if err := checkTopic(t); err != nil {
+			add("topics[%d]: %v", i, err)
 		}
 	}
 	if c.Group == "" {
 		add("group: required; name the consumer group, e.g. %q", "replay")
+	} else if err := schemas.CheckName(c.Group); err != nil {
+		add("group: %v", err)
 	}
 	if c.Start != StartEarliest && c.Start != StartLatest {
 		add("start: must be %s or %s, got %q", StartEarliest, StartLatest, c.Start)
@@ -189,6 +192,25 @@ func (c *KafkaConfig) Validate() []error {
 	errs = append(errs, c.SASL.validate()...)
 	_, tlsErrs := c.TLS.load()
 	return append(errs, tlsErrs...)
+}
+
+// topicRE is Kafka's rule for topic names (kafka.common.internals.Topic):
+// 1 to 249 of these characters, and neither "." nor "..". A topic name
+// becomes part of the replay.offset.<topic>.<partition> and
+// replay.owner.<topic>.<partition> snapshot properties; within this rule
+// the partition is whatever follows the last dot, so the keys parse back.
+var topicRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
+
+// checkTopic reports why t cannot name a Kafka topic.
+func checkTopic(t string) error {
+	switch {
+	case strings.TrimSpace(t) == "":
+		return errors.New("must not be empty")
+	case t == "." || t == ".." || !topicRE.MatchString(t):
+		return fmt.Errorf("%q is not a Kafka topic name: use 1 to 249 letters, digits, '.', '_' or '-', and not \".\" or \"..\"", t)
+	}
+
+	return nil
 }
 
 func (s *KafkaSASL) validate() []error {

@@ -465,6 +465,12 @@ func TestKafkaConfigValidate(t *testing.T) {
 		{"no topics", func(c *KafkaConfig) { c.Topics = nil }, []string{"topics: required"}},
 		{"empty topic", func(c *KafkaConfig) { c.Topics = []string{"a", " "} }, []string{"topics[1]: must not be empty"}},
 		{"no group", func(c *KafkaConfig) { c.Group = "" }, []string{"group: required"}},
+		{"group escaping the warehouse", func(c *KafkaConfig) { c.Group = "../g" }, []string{`group: "../g" contains ".."`}},
+		{"group with a space", func(c *KafkaConfig) { c.Group = "my group" }, []string{`group: "my group" has characters outside [A-Za-z0-9._-]`}},
+		{"topics Kafka refuses", func(c *KafkaConfig) { c.Topics = []string{"captures.v1", "..", "a/b", "_internal"} }, []string{
+			`topics[1]: ".." is not a Kafka topic name`,
+			`topics[2]: "a/b" is not a Kafka topic name`,
+		}},
 		{"bad start", func(c *KafkaConfig) { c.Start = "x" }, []string{`start: must be earliest or latest, got "x"`}},
 		{"max poll records", func(c *KafkaConfig) { c.MaxPollRecords = 0 }, []string{"max_poll_records: must be positive"}},
 		{"timeouts", func(c *KafkaConfig) { c.SessionTimeout, c.RebalanceTimeout = 0, -time.Second }, []string{"session_timeout: must be positive", "rebalance_timeout: must be positive"}},

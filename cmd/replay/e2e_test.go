@@ -332,6 +332,8 @@ log:
 	if n, err := sink.CountRows(ctx, schemas.TableProduction, "e2e-1"); err != nil || n != int64(len(want)) {
 		t.Errorf("after a restart production_responses has %d rows (%v), want %d", n, err, len(want))
 	}
+	// Claims (both runs), appends with rows and empty appends alike.
+	assertSnapshotKeys(t, ctx, sink, "e2e-1", "e2e")
 }
 
 func TestRunBadConfigExits2(t *testing.T) {
