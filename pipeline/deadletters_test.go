@@ -40,7 +40,7 @@ func harEntry(i int) []byte {
 
 // runDeadLetters runs a pipeline over vals (one partition) to the end of
 // the input and returns Run's error, the sink and the log.
-func runDeadLetters(t *testing.T, cfg Config, vals [][]byte) (error, *memSink, string) {
+func runDeadLetters(t *testing.T, cfg Config, vals [][]byte) (*memSink, string, error) {
 	t.Helper()
 	srv := httptest.NewServer(&recorder{})
 	t.Cleanup(srv.Close)
@@ -53,7 +53,7 @@ func runDeadLetters(t *testing.T, cfg Config, vals [][]byte) (error, *memSink, s
 		t.Fatal(err)
 	}
 	err = p.Run(context.Background())
-	return err, sink, logs.String()
+	return sink, logs.String(), err
 }
 
 func TestRunOfHAREntriesFailsNamingTheShape(t *testing.T) {
@@ -61,7 +61,7 @@ func TestRunOfHAREntriesFailsNamingTheShape(t *testing.T) {
 	for i := range 2000 {
 		vals = append(vals, harEntry(i))
 	}
-	err, sink, logs := runDeadLetters(t, validConfig(), vals)
+	sink, logs, err := runDeadLetters(t, validConfig(), vals)
 	if !errors.Is(err, ErrDeadLetters) {
 		t.Fatalf("Run = %v, want an error wrapping ErrDeadLetters", err)
 	}
@@ -97,7 +97,7 @@ func TestDeadLetterRatio(t *testing.T) {
 	}{{1, false}, {0.1, false}, {0.09, true}, {0, true}} {
 		cfg := validConfig()
 		cfg.Decode.MaxDeadLetterRatio = tc.ratio
-		err, _, logs := runDeadLetters(t, cfg, vals)
+		_, logs, err := runDeadLetters(t, cfg, vals)
 		if got := errors.Is(err, ErrDeadLetters); got != tc.fail {
 			t.Errorf("ratio %v: Run = %v, want failure %v", tc.ratio, err, tc.fail)
 		}
@@ -168,7 +168,7 @@ func TestDuplicateIDsWithinTheWindow(t *testing.T) {
 
 	// Through a run: counted, and logged with both coordinates.
 	vals := [][]byte{envelope(t, "x", "GET", "/a", "", nil), envelope(t, "y", "GET", "/b", "", nil), envelope(t, "x", "GET", "/c", "", nil)}
-	err, _, logs := runDeadLetters(t, validConfig(), vals)
+	_, logs, err := runDeadLetters(t, validConfig(), vals)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -157,10 +157,10 @@ func TestOpenRefusesATableItCannotEvolve(t *testing.T) {
 
 func TestReplaceRunAddsTheColumnsAnOlderTableLacks(t *testing.T) {
 	dir := t.TempDir()
-	// comparison_summary as the version before replay_amplified wrote it,
-	// with a row of run "old".
+	// comparison_summary as the version before replay_amplified and
+	// duplicates wrote it, with a row of run "old".
 	rows := summaryRows(t, memory.DefaultAllocator, "old", 3, "*")
-	createOlderTable(t, testConfig(dir), schemas.TableComparisonSummary, schemas.ComparisonSchema(schemas.TableComparisonSummary), 1, rows)
+	createOlderTable(t, testConfig(dir), schemas.TableComparisonSummary, schemas.ComparisonSchema(schemas.TableComparisonSummary), 2, rows)
 	rows.Release()
 
 	s, mem := openTest(t, dir)
