@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/replaykit/replay/compare"
 	"github.com/replaykit/replay/config"
 	"github.com/replaykit/replay/demo"
+	"github.com/replaykit/replay/schemas"
 	"github.com/replaykit/replay/sinks"
 )
 
@@ -151,4 +153,79 @@ func TestCompareOpensReadOnly(t *testing.T) {
 			t.Errorf("exit %d, want 1 with a message naming the run, %s and the tables:\n%s", code, uri, out)
 		}
 	})
+}
+
+// TestCompareUndefinedMatchRate compares a run whose every pair is
+// lineage-excluded: no pair is compared, so the match rate is undefined.
+// The printed JSON says null, the report n/a, and a --min-match-rate gate
+// does not pass on nothing (exit 3, saying why).
+func TestCompareUndefinedMatchRate(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	sinkCfg := sinks.DefaultIcebergConfig()
+	sinkCfg.Catalog.URI, sinkCfg.Catalog.Warehouse = filepath.Join(dir, "catalog.db"), filepath.Join(dir, "warehouse")
+	sinkCfg.Group = "g"
+	sink, err := sinks.OpenIceberg(ctx, sinkCfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		src := schemas.Coordinates{Topic: "captures", Partition: 0, Offset: int64(i)}
+		req := schemas.Request{Method: "GET", Scheme: "https", Host: "api.example.com", Path: fmt.Sprintf("/v1/users/%d", i)}
+		resp := &schemas.Response{Status: 200, Body: []byte(`{"ok":true}`), LatencyMS: 3}
+		if err := sink.Add(&schemas.Result{
+			Source: src,
+			Production: &schemas.ProductionRow{RunID: "lineage-only", Exchange: &schemas.Exchange{Source: src,
+				CorrelationID: fmt.Sprint("c", i), CapturedAt: at, Request: req, Response: resp,
+				Lineage: map[string]string{"catalog": "v1"}}},
+			Replay: &schemas.ReplayRow{RunID: "lineage-only", CorrelationID: fmt.Sprint("c", i), CapturedAt: at,
+				ReplayedAt: at.Add(time.Hour), Target: "http://new:8080", Source: src, Request: req, Response: resp,
+				Attempts: 1, Lineage: map[string]string{"catalog": "v2"}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := sink.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Close(); err != nil {
+		t.Fatal(err)
+	}
+	report := filepath.Join(dir, "report.html")
+	cfgFile := filepath.Join(dir, "compare.yaml")
+	writeFile(t, cfgFile, "sink:\n  catalog:\n    uri: "+sinkCfg.Catalog.URI+"\n    warehouse: "+sinkCfg.Catalog.Warehouse+
+		"\ncompare:\n  report: "+report+"\nlog:\n  level: warn\n")
+
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"compare", "--run", "lineage-only", "--config", cfgFile}, &stdout, &stderr); code != 0 {
+		t.Fatalf("compare exited %d\n%s", code, stderr.String())
+	}
+	var printed struct {
+		MatchRate *float64 `json:"match_rate"`
+		Overall   struct {
+			LineageExcluded int64    `json:"lineage_excluded"`
+			MatchRate       *float64 `json:"match_rate"`
+		} `json:"overall"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &printed); err != nil {
+		t.Fatalf("stdout: %v\n%s", err, stdout.String())
+	}
+	if printed.Overall.LineageExcluded != 3 || printed.MatchRate != nil || printed.Overall.MatchRate != nil ||
+		!strings.Contains(stdout.String(), `"match_rate": null`) {
+		t.Errorf("printed summary, want 3 lineage-excluded and match_rate null:\n%s", stdout.String())
+	}
+	page, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(page), `<div class="rate">n/a</div>`) {
+		t.Errorf("report headline is not n/a")
+	}
+	stdout.Reset()
+	stderr.Reset()
+	if code := run([]string{"compare", "--run", "lineage-only", "--config", cfgFile, "--min-match-rate", "0.5"}, &stdout, &stderr); code != exitBelowThreshold ||
+		!strings.Contains(stderr.String(), "match rate is undefined: no pair was compared") {
+		t.Errorf("gate over an undefined rate: exit %d, want %d with a reason\n%s", code, exitBelowThreshold, stderr.String())
+	}
 }
