@@ -32,7 +32,11 @@ pipeline exactly as 'replay run' does, into a local Iceberg warehouse, and
 prints what it consumed, replayed and wrote, read back from the tables.
 
 Each demo run has its own run_id, so running it again adds a new run beside
-the previous ones in the same tables.`,
+the previous ones in the same tables; a --run-id the tables already hold is
+refused (exit 2). The summary ends with the command that runs compare on the
+run again, from this directory: it uses compare.yaml, which the demo writes
+in --dir with its normalization rules and the catalog, warehouse and report
+paths.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if _, err := config.ParseLevel(level); err != nil {
