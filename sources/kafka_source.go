@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"os"
 	"slices"
@@ -328,6 +329,14 @@ type Kafka struct {
 	fatal error
 	// remaining counts the partitions not yet done (StopAtEnd only).
 	remaining int
+	// wake cancels the context of the PollRecords call in progress, if
+	// any: adjustOffsets calls it when an assignment leaves no partition to
+	// read, so that a Poll blocked on paused partitions returns io.EOF.
+	wake context.CancelFunc
+	// alreadyWritten counts the records of the snapshot (StopAtEnd) or
+	// since the group's committed offsets that the sink's resume offsets
+	// skipped: the tables already held them.
+	alreadyWritten int64
 
 	// pending is a poll error held back while its batch's records were
 	// returned. Only Poll touches it.
@@ -360,6 +369,7 @@ type partitionState struct {
 
 	// StopAtEnd only.
 	end  int64 // end offset captured at start: the snapshot stops below it
+	from int64 // where the group's offset (or Start) would begin it
 	done bool  // every record below end has been returned, or none will be
 }
 
@@ -511,7 +521,7 @@ func (k *Kafka) start(ctx context.Context) error {
 			st = &partitionState{}
 			k.parts[tp] = st
 		}
-		st.end, st.done = e.Offset, from >= e.Offset
+		st.end, st.from, st.done = e.Offset, from, from >= e.Offset
 		if st.done {
 			done[e.Topic] = append(done[e.Topic], e.Partition)
 		} else {
@@ -519,8 +529,11 @@ func (k *Kafka) start(ctx context.Context) error {
 			records += e.Offset - from
 		}
 	})
+	// Where the tables say a partition resumes is known only once it is
+	// assigned (adjustOffsets), which corrects these counts.
 	k.logger.Info("kafka source will stop at the end offsets seen at start",
-		"group", k.cfg.Group, "partitions", len(k.parts), "partitions_to_read", k.remaining, "records_to_read", records)
+		"group", k.cfg.Group, "partitions", len(k.parts), "partitions_to_read", k.remaining,
+		"records_to_read", records, "from", "group offsets or source.kafka.start; the tables' offsets apply on assignment")
 	k.mu.Unlock()
 	// Nothing is wanted from partitions already done (see records).
 	k.cl.PauseFetchPartitions(done)
@@ -558,7 +571,11 @@ func (k *Kafka) Poll(ctx context.Context) ([]schemas.Record, error) {
 		case k.cfg.StopAtEnd && remaining == 0:
 			return nil, io.EOF
 		}
-		fetches := k.cl.PollRecords(ctx, k.cfg.MaxPollRecords)
+		fetches, woken := k.pollRecords(ctx)
+		if woken {
+			// An assignment finished the snapshot while the poll waited.
+			continue
+		}
 		k.lag.fetched(fetches)
 		recs := k.records(fetches)
 		k.mu.Lock()
@@ -582,6 +599,47 @@ func (k *Kafka) Poll(ctx context.Context) ([]schemas.Record, error) {
 		}
 		// Only control records or records past the snapshot: poll again.
 	}
+}
+
+// pollRecords polls the client. It returns woken when the poll was cut
+// short by wake (an assignment left nothing to read) rather than by ctx:
+// the caller must look at remaining again, and ignore the fetches.
+func (k *Kafka) pollRecords(ctx context.Context) (fetches kgo.Fetches, woken bool) {
+	if !k.cfg.StopAtEnd {
+		return k.cl.PollRecords(ctx, k.cfg.MaxPollRecords), false
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	k.mu.Lock()
+	if k.remaining == 0 {
+		k.mu.Unlock()
+		return nil, true
+	}
+	k.wake = cancel
+	k.mu.Unlock()
+	fetches = k.cl.PollRecords(pctx, k.cfg.MaxPollRecords)
+	k.mu.Lock()
+	k.wake = nil
+	k.mu.Unlock()
+	if pctx.Err() != nil && ctx.Err() == nil {
+		// Records a woken poll returned anyway are of partitions that
+		// are done or paused; records drops them.
+		k.records(fetches)
+		return nil, true
+	}
+	return fetches, false
+}
+
+// AlreadyWritten returns how many records this source skipped because the
+// sink's resume offsets (SetResume) were past where the group's committed
+// offset, or KafkaConfig.Start, would have begun: records the tables
+// already held. With StopAtEnd it counts only records below the end
+// offsets captured at start; without, only partitions the group had
+// committed offsets for.
+func (k *Kafka) AlreadyWritten() int64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.alreadyWritten
 }
 
 // records converts a poll's records, dropping control records, records of
@@ -901,6 +959,20 @@ func (k *Kafka) adjustOffsets(ctx context.Context, offsets map[string]map[int32]
 		o := offsets[tp.Topic][tp.Partition]
 		attrs := []any{"group", k.cfg.Group, "topic", tp.Topic, "partition", tp.Partition}
 		at, fromSink := resumed[tp]
+		st := k.parts[tp]
+		if fromSink {
+			// The records between where the group (or Start) would have
+			// begun the partition and where the tables resume it are in
+			// the tables already.
+			base, limit := o.EpochOffset().Offset, int64(math.MaxInt64)
+			if k.cfg.StopAtEnd && st != nil {
+				base, limit = st.from, st.end
+			}
+			if skipped := min(at, limit) - base; base >= 0 && skipped > 0 {
+				k.alreadyWritten += skipped
+				attrs = append(attrs, "already_written", skipped)
+			}
+		}
 		switch {
 		case fromSink:
 			// No epoch: the offset comes from elsewhere than this
@@ -917,8 +989,9 @@ func (k *Kafka) adjustOffsets(ctx context.Context, offsets map[string]map[int32]
 		k.logger.Info("partition starts", attrs...)
 
 		// With StopAtEnd, a partition is done when it starts at or past
-		// the end captured at start.
-		if st := k.parts[tp]; k.cfg.StopAtEnd && fromSink && st != nil {
+		// the end captured at start. Such a partition never delivers a
+		// record, so records cannot mark it done: only this can.
+		if k.cfg.StopAtEnd && fromSink && st != nil {
 			switch done := at >= st.end; {
 			case done && !st.done:
 				st.done = true
@@ -931,9 +1004,19 @@ func (k *Kafka) adjustOffsets(ctx context.Context, offsets map[string]map[int32]
 			}
 		}
 	}
+	wake := k.wake
+	if k.remaining > 0 || !k.cfg.StopAtEnd {
+		wake = nil
+	}
 	k.mu.Unlock()
 	if pause != nil {
 		k.cl.PauseFetchPartitions(pause)
+	}
+	if wake != nil {
+		// Every partition is paused now: a Poll waiting for records
+		// would wait forever.
+		k.logger.Info("every partition starts at or past its end offset; stopping", "group", k.cfg.Group)
+		wake()
 	}
 	if unpause != nil {
 		k.cl.ResumeFetchPartitions(unpause)
