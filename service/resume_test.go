@@ -325,38 +325,56 @@ func assertNoGroup(t *testing.T, ctx context.Context, broker, group string) {
 	}
 }
 
-// TestProductionTargetRefusedBeforeSideEffects: a run aimed at a
-// production host is refused before it creates a catalog, a table or a
-// group member.
-func TestProductionTargetRefusedBeforeSideEffects(t *testing.T) {
+// TestRefusalsBeforeSideEffects: a run that is refused (aimed at a
+// production host, reading a topic or a file that does not exist) is
+// refused before it creates a catalog, a table or a group member, and sends
+// nothing.
+func TestRefusalsBeforeSideEffects(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	broker := startKfake(t, "captures", 1)
 	produceEnvelopes(t, ctx, broker, "captures", 5)
 	tgt := newCountingServer(t)
-	dir := t.TempDir()
-	cfg := kafkaConfig(t, dir, "prod-1", broker, "captures", "prod", tgt.URL)
-	cfg.Pipeline.Replay.ProductionHosts = []string{"127.0.0.1"}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	res, err := service.Run(ctx, cfg, config.Log{Level: "info", Format: "text"}.Logger(t.Output()))
-	if err == nil {
-		_ = res.Sink.Close()
-		t.Fatal("a run aimed at a production host was not refused")
-	}
-	if !errors.Is(err, pipeline.ErrProductionTarget) {
-		t.Errorf("error %q does not wrap pipeline.ErrProductionTarget", err)
-	}
-	entries, rerr := os.ReadDir(dir)
-	if rerr != nil {
-		t.Fatal(rerr)
-	}
-	for _, e := range entries {
-		t.Errorf("the refused run left %s in its warehouse directory", e.Name())
-	}
-	assertNoGroup(t, ctx, broker, "prod")
-	if tgt.hits.Load() != 0 {
-		t.Errorf("the refused run sent %d requests", tgt.hits.Load())
+	for _, tc := range []struct {
+		name   string
+		adjust func(cfg *config.Config)
+		want   func(err error) bool
+	}{
+		{"production target", func(cfg *config.Config) { cfg.Pipeline.Replay.ProductionHosts = []string{"127.0.0.1"} },
+			func(err error) bool { return errors.Is(err, pipeline.ErrProductionTarget) }},
+		{"missing topic", func(cfg *config.Config) { cfg.Source.Kafka.Topics = []string{"captures", "nope"} },
+			func(err error) bool { return strings.Contains(err.Error(), `kafka topic "nope" does not exist`) }},
+		{"missing capture file", func(cfg *config.Config) {
+			cfg.Source.Type, cfg.Source.File.Path = "file", filepath.Join(t.TempDir(), "nope.ndjson")
+		}, func(err error) bool { return strings.Contains(err.Error(), "check source.file.path") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			group := strings.ReplaceAll(tc.name, " ", "-")
+			cfg := kafkaConfig(t, dir, "refused-1", broker, "captures", group, tgt.URL)
+			tc.adjust(&cfg)
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			res, err := service.Run(ctx, cfg, config.Log{Level: "info", Format: "text"}.Logger(t.Output()))
+			if err == nil {
+				_ = res.Sink.Close()
+				t.Fatal("the run was not refused")
+			}
+			if !tc.want(err) {
+				t.Errorf("refused with %q", err)
+			}
+			entries, rerr := os.ReadDir(dir)
+			if rerr != nil {
+				t.Fatal(rerr)
+			}
+			for _, e := range entries {
+				t.Errorf("the refused run left %s in its warehouse directory", e.Name())
+			}
+			assertNoGroup(t, ctx, broker, group)
+			if tgt.hits.Load() != 0 {
+				t.Errorf("the refused run sent %d requests", tgt.hits.Load())
+			}
+		})
 	}
 }

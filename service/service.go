@@ -68,7 +68,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Result, 
 	pcfg.Flush = pipeline.FlushPolicy{Rows: cfg.Sink.Flush.Rows, Bytes: cfg.Sink.Flush.Bytes, Interval: cfg.Sink.Flush.Interval}
 	// Every check that can refuse the run comes before anything is
 	// created: no catalog, namespace or table, no group member, no file.
-	if err := preflight(cfg, pcfg); err != nil {
+	if err := preflight(ctx, cfg, pcfg); err != nil {
 		return nil, err
 	}
 	sinkCfg := cfg.Sink
@@ -162,11 +162,19 @@ func Group(cfg config.Config) string {
 }
 
 // preflight returns the error of any check that refuses cfg without
-// touching anything: the pipeline's (fields, production target) and the
-// source's own settings.
-func preflight(cfg config.Config, pcfg pipeline.Config) error {
+// creating anything: the pipeline's (fields, production target), then the
+// source's (the capture file opens; the brokers answer and the topics
+// exist, asked by a client that joins no group).
+func preflight(ctx context.Context, cfg config.Config, pcfg pipeline.Config) error {
 	if err := pipeline.Check(pcfg); err != nil {
 		return err
+	}
+	if cfg.Source.Type == "kafka" {
+		// Before the tables exist and before the group is joined: an
+		// unreachable cluster or a missing topic leaves nothing behind.
+		if err := sources.ProbeKafka(ctx, cfg.Source.Kafka); err != nil {
+			return err
+		}
 	}
 	if cfg.Source.Type == "file" {
 		// NewFile opens it only after the tables are resumed.

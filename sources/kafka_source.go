@@ -444,27 +444,51 @@ func NewKafka(ctx context.Context, cfg KafkaConfig, logger *slog.Logger) (*Kafka
 	return k, nil
 }
 
-// start checks the cluster and, with StopAtEnd, captures the snapshot.
-func (k *Kafka) start(ctx context.Context) error {
+// ProbeKafka makes the checks NewKafka makes before it consumes (cfg is
+// valid, a broker answers, every topic exists) with a client that joins no
+// group, so that a run can be refused before it creates anything. NewKafka
+// makes them again.
+func ProbeKafka(ctx context.Context, cfg KafkaConfig) error {
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return fmt.Errorf("invalid kafka source config: %w", errors.Join(errs...))
+	}
+	tc, _ := cfg.TLS.load()
+	opts := []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID(cfg.ClientID)}
+	if m := cfg.SASL.mechanism(); m != nil {
+		opts = append(opts, kgo.SASL(m))
+	}
+	if tc != nil {
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("create kafka client: %w", err)
+	}
+	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, startupTimeout)
 	defer cancel()
-	brokers := strings.Join(k.cfg.Brokers, ", ")
+	_, err = checkTopics(ctx, cl, cfg)
+	return err
+}
 
-	if err := k.cl.Ping(ctx); err != nil {
+// checkTopics checks that a broker answers and that every topic of cfg
+// exists, and returns the topics' end offsets.
+func checkTopics(ctx context.Context, cl *kgo.Client, cfg KafkaConfig) (kadm.ListedOffsets, error) {
+	brokers := strings.Join(cfg.Brokers, ", ")
+	if err := cl.Ping(ctx); err != nil {
 		hint := "check source.kafka.brokers"
-		if k.cfg.SASL.Mechanism != "" || k.cfg.TLS.Enabled {
+		if cfg.SASL.Mechanism != "" || cfg.TLS.Enabled {
 			hint = "check source.kafka.brokers, source.kafka.sasl and source.kafka.tls"
 		}
-		return fmt.Errorf("cannot reach kafka brokers %s: %w; %s", brokers, err, hint)
+		return nil, fmt.Errorf("cannot reach kafka brokers %s: %w; %s", brokers, err, hint)
 	}
 
-	adm := kadm.NewClient(k.cl)
-	ends, err := adm.ListEndOffsets(ctx, k.cfg.Topics...)
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, cfg.Topics...)
 	if err != nil {
-		return fmt.Errorf("list end offsets of topics %s on %s: %w", strings.Join(k.cfg.Topics, ", "), brokers, err)
+		return nil, fmt.Errorf("list end offsets of topics %s on %s: %w", strings.Join(cfg.Topics, ", "), brokers, err)
 	}
 	var missing []string
-	for _, t := range k.cfg.Topics {
+	for _, t := range cfg.Topics {
 		ps := ends[t]
 		if o, ok := ps[-1]; len(ps) == 0 || (ok && errors.Is(o.Err, kerr.UnknownTopicOrPartition)) {
 			missing = append(missing, fmt.Sprintf("%q", t))
@@ -473,16 +497,28 @@ func (k *Kafka) start(ctx context.Context) error {
 	switch len(missing) {
 	case 0:
 	case 1:
-		return fmt.Errorf("kafka topic %s does not exist on %s; create it or fix source.kafka.topics", missing[0], brokers)
+		return nil, fmt.Errorf("kafka topic %s does not exist on %s; create it or fix source.kafka.topics", missing[0], brokers)
 	default:
-		return fmt.Errorf("kafka topics %s do not exist on %s; create them or fix source.kafka.topics", strings.Join(missing, ", "), brokers)
+		return nil, fmt.Errorf("kafka topics %s do not exist on %s; create them or fix source.kafka.topics", strings.Join(missing, ", "), brokers)
 	}
 	if err := ends.Error(); err != nil {
-		return fmt.Errorf("list end offsets of topics %s: %w", strings.Join(k.cfg.Topics, ", "), err)
+		return nil, fmt.Errorf("list end offsets of topics %s: %w", strings.Join(cfg.Topics, ", "), err)
+	}
+	return ends, nil
+}
+
+// start checks the cluster and, with StopAtEnd, captures the snapshot.
+func (k *Kafka) start(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, startupTimeout)
+	defer cancel()
+	ends, err := checkTopics(ctx, k.cl, k.cfg)
+	if err != nil {
+		return err
 	}
 	if !k.cfg.StopAtEnd {
 		return nil
 	}
+	adm := kadm.NewClient(k.cl)
 
 	starts, err := adm.ListStartOffsets(ctx, k.cfg.Topics...)
 	if err == nil {
