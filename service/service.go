@@ -14,6 +14,25 @@
 // names endpoints as batch compare does and, with live_compare.enabled,
 // compares each pair with the same rules as it is replayed.
 //
+// Before it creates anything (catalog, namespace, tables, a group member) it
+// runs every check that can refuse the run: the pipeline's configuration
+// and production guard (pipeline.Check), the capture file opens, the
+// brokers answer and the topics exist (sources.ProbeKafka). Then it binds
+// the run id to its group (sinks.Iceberg.BindRun): a run id written by
+// another group is refused before a record is read.
+//
+// The group of a run (Group) is the Kafka consumer group, or "file:" and
+// the run id for a capture file: a file has no consumer group, its
+// position in the tables belongs to the run. A file run resumes where the
+// tables end for it (sinks.Iceberg.Resume on the file's partition, the
+// source skipping the lines below), so a re-run sends nothing again; a new
+// run id reads the file from its first line; source.file.fresh (--fresh)
+// deletes the run's rows and offsets first (sinks.Iceberg.ResetRun) and
+// replays the whole file, so the tables hold each row once, from the
+// fresh replay. Result.AlreadyWritten counts the records skipped because
+// the tables held them (Kafka: between the group's offset, or the start,
+// and the tables').
+//
 // It holds wiring only; behaviour lives in sources, pipeline, sinks and admin.
 package service
 

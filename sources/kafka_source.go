@@ -72,7 +72,12 @@ type KafkaConfig struct {
 	// Records produced after the start are not returned: a stop-at-end run is
 	// a snapshot of the log at start. Partitions that are empty, or whose
 	// committed offset (or, with SetResume, the offset the sink resumes it
-	// at) is already at the end, count as done from the start.
+	// at) is already at the end, count as done from the start. "Done" is
+	// judged from where a partition actually resumes: when the sink's
+	// offsets (known only once the partition is assigned) reach the end,
+	// the partition is done even if the group has no committed offset (its
+	// offsets were deleted or expired), and a Poll waiting for records is
+	// woken to return io.EOF; AlreadyWritten counts the records skipped.
 	// Used by the demo, tests and one-off batch replays. It assumes this
 	// source is the group's only member for the whole run: a partition
 	// assigned to another member, or revoked and never assigned back, is
