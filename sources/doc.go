@@ -24,6 +24,7 @@
 //	                 revoked partitions (SetRevoke)
 //	kafka_lag.go     Kafka.Lag: per-partition lag from the fetches' high watermarks, the
 //	                 polled position and the committed offsets
-//	file_source.go   FileConfig, NewFile: NDJSON lines as records
+//	file_source.go   FileConfig, NewFile: NDJSON lines as records, from the line the
+//	                 tables end at (FileStartAt)
 //	ping.go          Ping for readiness checks: a broker answers (Kafka); always (File)
 package sources
