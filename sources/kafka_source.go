@@ -615,6 +615,11 @@ func (k *Kafka) Poll(ctx context.Context) ([]schemas.Record, error) {
 		fetches, woken := k.pollRecords(ctx)
 		if woken {
 			// An assignment finished the snapshot while the poll waited.
+			// What the poll returned anyway is dropped by records unless
+			// an assignment since made its partition wanted again.
+			if recs := k.records(fetches); len(recs) > 0 {
+				return recs, nil
+			}
 			continue
 		}
 		k.lag.fetched(fetches)
@@ -644,7 +649,8 @@ func (k *Kafka) Poll(ctx context.Context) ([]schemas.Record, error) {
 
 // pollRecords polls the client. It returns woken when the poll was cut
 // short by wake (an assignment left nothing to read) rather than by ctx:
-// the caller must look at remaining again, and ignore the fetches.
+// the caller must look at remaining again, and take only the records of
+// the fetches (their error is the wake's).
 func (k *Kafka) pollRecords(ctx context.Context) (fetches kgo.Fetches, woken bool) {
 	if !k.cfg.StopAtEnd {
 		return k.cl.PollRecords(ctx, k.cfg.MaxPollRecords), false
@@ -663,10 +669,7 @@ func (k *Kafka) pollRecords(ctx context.Context) (fetches kgo.Fetches, woken boo
 	k.wake = nil
 	k.mu.Unlock()
 	if pctx.Err() != nil && ctx.Err() == nil {
-		// Records a woken poll returned anyway are of partitions that
-		// are done or paused; records drops them.
-		k.records(fetches)
-		return nil, true
+		return fetches, true
 	}
 	return fetches, false
 }
