@@ -148,8 +148,8 @@ func runOfAnotherGroup(runID, other, group, where string) error {
 }
 
 // ResetRun starts runID over in replay's tables: in each, one snapshot
-// deletes every row of the run and records offset 0 for tps under the
-// sink's group, so a Resume afterwards starts them from the beginning and
+// deletes every row of the run and records offset 0 under the sink's group
+// for tps and every partition the group recorded, so a Resume afterwards starts them from the beginning and
 // nothing of the old rows is held or kept. It is for sources whose group
 // is the run's alone (a capture file, whose group BindRun tied to the run):
 // the rows it deletes are all that group's.
@@ -164,10 +164,6 @@ func (s *Iceberg) ResetRun(ctx context.Context, runID string, tps []schemas.Topi
 	if err != nil {
 		return err
 	}
-	props := iceberg.Properties{PropGroup: s.cfg.Group, PropRunID: runID, PropWriter: s.writer, PropOperation: "reset-run"}
-	for _, tp := range tps {
-		props[offsetProp(tp)] = strconv.Itoa(0)
-	}
 	filter := iceberg.EqualTo(iceberg.Reference("run_id"), runID)
 	retry := s.cfg.CommitRetry
 	for _, tb := range s.tables {
@@ -177,11 +173,21 @@ func (s *Iceberg) ResetRun(ctx context.Context, runID string, tps []schemas.Topi
 				if err != nil {
 					return fmt.Errorf("load table: %w", err)
 				}
+				// Every partition the group recorded goes back to 0 (the
+				// group is the run's: another capture file of the run
+				// too, whose rows are deleted with the others), and tps.
+				props := iceberg.Properties{PropGroup: s.cfg.Group, PropRunID: runID, PropWriter: s.writer,
+					PropOperation: "reset-run", PropCommitID: uuid.NewString()}
+				for tp := range groupOffsets(tbl.Metadata(), s.cfg.Group, nil) {
+					props[offsetProp(tp)] = strconv.Itoa(0)
+				}
+				for _, tp := range tps {
+					props[offsetProp(tp)] = strconv.Itoa(0)
+				}
 				txn := tbl.NewTransaction()
 				if err := txn.AssertRefSnapshotID(table.MainBranch); err != nil {
 					return err
 				}
-				props[PropCommitID] = uuid.NewString()
 				if tbl.CurrentSnapshot() != nil {
 					if err := txn.Delete(ctx, filter, props); err != nil {
 						return fmt.Errorf("delete the run's rows: %w", err)
