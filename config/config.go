@@ -225,6 +225,9 @@ func (c *Config) Validate() error {
 	default:
 		problems = append(problems, fmt.Sprintf("source.type: must be kafka or file, got %q", c.Source.Type))
 	}
+	if c.Source.File.Fresh && c.Source.Type != "file" {
+		problems = append(problems, fmt.Sprintf("source.file.fresh: applies to source.type file, not %q; a kafka run starts over under a new run_id and a new source.kafka.group", c.Source.Type))
+	}
 	add("", c.Pipeline.Validate())
 	add("sink.", c.Sink.Validate())
 	add("compare.", c.Compare.Validate())

@@ -62,18 +62,9 @@ func New(cfg Config, src Source, sink Sink, logger *slog.Logger) (*Pipeline, err
 	if src == nil || sink == nil {
 		return nil, errors.New("new pipeline: source and sink must not be nil")
 	}
-	c, errs := cfg.compile()
-	if cfg.RunID == "" {
-		errs = append(errs, &FieldError{Field: "run_id", Problem: "must not be empty; the caller sets it before New"})
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("invalid pipeline configuration: %w", errors.Join(errs...))
-	}
-	eps := endpoints(cfg, c)
-	if !cfg.Replay.AllowProductionTarget && len(c.productionHosts) > 0 {
-		if err := checkProductionTargets(context.Background(), eps, c.productionHosts); err != nil {
-			return nil, fmt.Errorf("invalid pipeline configuration: %w", err)
-		}
+	c, eps, err := check(cfg)
+	if err != nil {
+		return nil, err
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -105,6 +96,32 @@ func New(cfg Config, src Source, sink Sink, logger *slog.Logger) (*Pipeline, err
 	}
 	guard.onChange = p.pacer.poke
 	return p, nil
+}
+
+// Check returns the error New would return for cfg, without a source or a
+// sink: an invalid field, or a production target (ErrProductionTarget).
+// Callers run it before they create anything (tables, a group member), so
+// that a run New would refuse leaves nothing behind.
+func Check(cfg Config) error {
+	_, _, err := check(cfg)
+	return err
+}
+
+func check(cfg Config) (*compiled, []endpoint, error) {
+	c, errs := cfg.compile()
+	if cfg.RunID == "" {
+		errs = append(errs, &FieldError{Field: "run_id", Problem: "must not be empty; the caller sets it before New"})
+	}
+	if len(errs) > 0 {
+		return nil, nil, fmt.Errorf("invalid pipeline configuration: %w", errors.Join(errs...))
+	}
+	eps := endpoints(cfg, c)
+	if !cfg.Replay.AllowProductionTarget && len(c.productionHosts) > 0 {
+		if err := checkProductionTargets(context.Background(), eps, c.productionHosts); err != nil {
+			return nil, nil, fmt.Errorf("invalid pipeline configuration: %w", err)
+		}
+	}
+	return c, eps, nil
 }
 
 // SetRate switches to rate mode at rps requests per second (0 =

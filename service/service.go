@@ -14,6 +14,25 @@
 // names endpoints as batch compare does and, with live_compare.enabled,
 // compares each pair with the same rules as it is replayed.
 //
+// Before it creates anything (catalog, namespace, tables, a group member) it
+// runs every check that can refuse the run: the pipeline's configuration
+// and production guard (pipeline.Check), the capture file opens, the
+// brokers answer and the topics exist (sources.ProbeKafka). Then it binds
+// the run id to its group (sinks.Iceberg.BindRun): a run id written by
+// another group is refused before a record is read.
+//
+// The group of a run (Group) is the Kafka consumer group, or "file:" and
+// the run id for a capture file: a file has no consumer group, its
+// position in the tables belongs to the run. A file run resumes where the
+// tables end for it (sinks.Iceberg.Resume on the file's partition, the
+// source skipping the lines below), so a re-run sends nothing again; a new
+// run id reads the file from its first line; source.file.fresh (--fresh)
+// deletes the run's rows and offsets first (sinks.Iceberg.ResetRun) and
+// replays the whole file, so the tables hold each row once, from the
+// fresh replay. Result.AlreadyWritten counts the records skipped because
+// the tables held them (Kafka: between the group's offset, or the start,
+// and the tables').
+//
 // It holds wiring only; behaviour lives in sources, pipeline, sinks and admin.
 package service
 
@@ -22,6 +41,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +59,9 @@ import (
 // Result is what a finished run reports.
 type Result struct {
 	Stats pipeline.Stats
+	// AlreadyWritten counts the records this run did not read because the
+	// tables already held them when it started (it resumed past them).
+	AlreadyWritten int64
 	// Sink is still open so callers can read the tables back; Close it.
 	Sink *sinks.Iceberg
 }
@@ -59,11 +82,17 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Result, 
 	if err != nil {
 		return nil, fmt.Errorf("compile compare.normalize for the pipeline: %w", err)
 	}
+	pcfg := cfg.Pipeline
+	pcfg.RunID = cfg.RunID
+	pcfg.Flush = pipeline.FlushPolicy{Rows: cfg.Sink.Flush.Rows, Bytes: cfg.Sink.Flush.Bytes, Interval: cfg.Sink.Flush.Interval}
+	// Every check that can refuse the run comes before anything is
+	// created: no catalog, namespace or table, no group member, no file.
+	if err := preflight(ctx, cfg, pcfg); err != nil {
+		return nil, err
+	}
 	sinkCfg := cfg.Sink
 	sinkCfg.RunID = cfg.RunID
-	if cfg.Source.Type == "kafka" {
-		sinkCfg.Group = cfg.Source.Kafka.Group
-	}
+	sinkCfg.Group = Group(cfg)
 	var sinkOpts []sinks.Option
 	if cfg.Pipeline.Replay.Baseline != "" {
 		sinkOpts = append(sinkOpts, sinks.WithBaseline())
@@ -72,14 +101,16 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Result, 
 	if err != nil {
 		return nil, err
 	}
-	src, err := openSource(ctx, cfg, logger)
+	// Refused before the group is joined or a line read: one run, one group.
+	if err := sink.BindRun(ctx, cfg.RunID); err != nil {
+		_ = sink.Close()
+		return nil, err
+	}
+	src, err := openSource(ctx, cfg, sink, logger)
 	if err != nil {
 		_ = sink.Close()
 		return nil, err
 	}
-	pcfg := cfg.Pipeline
-	pcfg.RunID = cfg.RunID
-	pcfg.Flush = pipeline.FlushPolicy{Rows: cfg.Sink.Flush.Rows, Bytes: cfg.Sink.Flush.Bytes, Interval: cfg.Sink.Flush.Interval}
 	p, err := pipeline.New(pcfg, src, sink, logger)
 	if err != nil {
 		src.Close()
@@ -115,15 +146,65 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Result, 
 		_ = sink.Close()
 		return &Result{Stats: stats}, runErr
 	}
+	var already int64
+	if aw, ok := src.(alreadyWriter); ok {
+		already = aw.AlreadyWritten()
+	}
 	attrs := []any{"run_id", cfg.RunID, "took", time.Since(started).Round(time.Millisecond),
 		"consumed", stats.Consumed, "replayed", stats.Replayed, "dead_lettered", stats.DeadLettered,
-		"duplicate_ids", stats.DuplicateIDs}
+		"duplicate_ids", stats.DuplicateIDs, "already_written", already}
 	if stats.Live != nil {
 		attrs = append(attrs, "live_matched", stats.LiveTotal.Matched, "live_mismatched", stats.LiveTotal.Mismatched,
 			"live_lineage_excluded", stats.LiveTotal.Lineage)
 	}
+	if already > 0 {
+		logger.Info("records found already written in the tables were not read again", "run_id", cfg.RunID,
+			"group", sinkCfg.Group, "already_written", already)
+	}
 	logger.Info("replay run finished", attrs...)
-	return &Result{Stats: stats, Sink: sink}, nil
+	return &Result{Stats: stats, Sink: sink, AlreadyWritten: already}, nil
+}
+
+// alreadyWriter is a source that counts the records it skipped because
+// the tables held them.
+type alreadyWriter interface{ AlreadyWritten() int64 }
+
+// Group is the group a run's rows and offsets are recorded under in the
+// tables (sinks.IcebergConfig.Group): the Kafka consumer group, or, for a
+// capture file, "file:" and the run id. A file has no consumer group; its
+// position belongs to the run, so a re-run of the run resumes where the
+// tables end and a new run id reads the file from its first line.
+func Group(cfg config.Config) string {
+	if cfg.Source.Type == "file" {
+		return sinks.FileGroupPrefix + cfg.RunID
+	}
+	return cfg.Source.Kafka.Group
+}
+
+// preflight returns the error of any check that refuses cfg without
+// creating anything: the pipeline's (fields, production target), then the
+// source's (the capture file opens; the brokers answer and the topics
+// exist, asked by a client that joins no group).
+func preflight(ctx context.Context, cfg config.Config, pcfg pipeline.Config) error {
+	if err := pipeline.Check(pcfg); err != nil {
+		return err
+	}
+	if cfg.Source.Type == "kafka" {
+		// Before the tables exist and before the group is joined: an
+		// unreachable cluster or a missing topic leaves nothing behind.
+		if err := sources.ProbeKafka(ctx, cfg.Source.Kafka); err != nil {
+			return err
+		}
+	}
+	if cfg.Source.Type == "file" {
+		// NewFile opens it only after the tables are resumed.
+		f, err := os.Open(cfg.Source.File.Path)
+		if err != nil {
+			return fmt.Errorf("open capture file %q: %w; check source.file.path", cfg.Source.File.Path, err)
+		}
+		_ = f.Close()
+	}
+	return nil
 }
 
 // readyTimeout bounds one /readyz check: the broker and catalog pings run
@@ -212,17 +293,38 @@ func wireGroupHooks(k *sources.Kafka, p *pipeline.Pipeline, sink *sinks.Iceberg,
 	})
 }
 
-func openSource(ctx context.Context, cfg config.Config, logger *slog.Logger) (closingSource, error) {
+func openSource(ctx context.Context, cfg config.Config, sink *sinks.Iceberg, logger *slog.Logger) (closingSource, error) {
 	switch cfg.Source.Type {
 	case "file":
-		f, err := sources.NewFile(cfg.Source.File)
-		if err != nil {
-			return nil, err
-		}
-		return fileSource{f}, nil
+		return openFile(ctx, cfg, sink, logger)
 	default:
 		return sources.NewKafka(ctx, cfg.Source.Kafka, logger)
 	}
+}
+
+// openFile opens the capture file where the tables end for this run, like
+// a Kafka partition resumed from the tables: lines already written are not
+// replayed. With source.file.fresh the run's rows are deleted first, so the
+// whole file is replayed and written once more.
+func openFile(ctx context.Context, cfg config.Config, sink *sinks.Iceberg, logger *slog.Logger) (closingSource, error) {
+	tp := schemas.TopicPartition{Topic: sources.FileTopic(cfg.Source.File.Path)}
+	if cfg.Source.File.Fresh {
+		if err := sink.ResetRun(ctx, cfg.RunID, []schemas.TopicPartition{tp}); err != nil {
+			return nil, err
+		}
+	}
+	offs, err := sink.Resume(ctx, []schemas.TopicPartition{tp})
+	if err != nil {
+		return nil, fmt.Errorf("resume capture file %q from the tables: %w", cfg.Source.File.Path, err)
+	}
+	at := offs[tp]
+	f, err := sources.NewFile(cfg.Source.File, sources.FileStartAt(at))
+	if err != nil {
+		return nil, err
+	}
+	logger.Info("capture file starts", "run_id", cfg.RunID, "path", cfg.Source.File.Path, "group", Group(cfg),
+		"offset", at, "fresh", cfg.Source.File.Fresh)
+	return fileSource{f}, nil
 }
 
 type fileSource struct{ *sources.File }

@@ -361,7 +361,9 @@ func (c *IcebergConfig) Validate() []error {
 		}
 	}
 	if c.Group != "" {
-		if err := schemas.CheckName(c.Group); err != nil {
+		// A file source's runs are grouped as file:<run_id> (service.Group);
+		// the run id after the prefix is held to the same rule.
+		if err := schemas.CheckName(strings.TrimPrefix(c.Group, FileGroupPrefix)); err != nil {
 			add("group (the consumer group, source.kafka.group): %v", err)
 		}
 	}

@@ -63,6 +63,19 @@
 // partitions moved on therefore writes nothing for them when it wakes up,
 // whether it flushes on its timer or when its client learns they were lost.
 //
+// One run, one group: BindRun (iceberg_run.go) records, at start, the group
+// that writes a run id in the table property replay.run.<run-id>.group of
+// production_responses (set with an empty snapshot, on the condition that
+// the table did not move, so two groups racing for one run cannot both
+// win), and refuses any other group with ErrRunOfAnotherGroup naming the
+// first. A table property survives snapshot expiry; runs written before
+// bindings existed are recognized by their snapshot summaries while those
+// are kept. Two groups under one run id would each write every row (the
+// offsets are kept per group). A capture file's group is "file:" and the
+// run id (set by the service), so a file run resumes only itself, and
+// ResetRun starts one over: in one snapshot per table, every row of the run
+// is deleted and its offsets are set back to 0.
+//
 // Limits: the offsets live in snapshot summaries, so expiring snapshots must
 // keep, per partition and group, the newest snapshot that records it (every
 // flush records the partitions it covers in every table, so keeping a

@@ -21,9 +21,11 @@
 //
 //	kafka_source.go  KafkaConfig, NewKafka: consumer group, stop-at-end snapshot, commits,
 //	                 start offsets from the sink on assignment (SetResume), hand-back of
-//	                 revoked partitions (SetRevoke)
+//	                 revoked partitions (SetRevoke); ProbeKafka: the start checks
+//	                 without joining the group
 //	kafka_lag.go     Kafka.Lag: per-partition lag from the fetches' high watermarks, the
 //	                 polled position and the committed offsets
-//	file_source.go   FileConfig, NewFile: NDJSON lines as records
+//	file_source.go   FileConfig, NewFile: NDJSON lines as records, from the line the
+//	                 tables end at (FileStartAt)
 //	ping.go          Ping for readiness checks: a broker answers (Kafka); always (File)
 package sources

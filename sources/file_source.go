@@ -31,6 +31,12 @@ type FileConfig struct {
 	Path string `yaml:"path"`
 	// Format of the file: ndjson (one record per line), the default.
 	Format string `yaml:"format"`
+	// Fresh replays the whole file again for a run the tables already
+	// hold rows of, replacing those rows (the --fresh flag of replay run).
+	// Without it a re-run resumes where the tables end, like a Kafka
+	// consumer group: lines already written are neither replayed nor
+	// written again. The source only carries it; the service acts on it.
+	Fresh bool `yaml:"fresh"`
 }
 
 // DefaultFileConfig returns a FileConfig with the default format and no path.
@@ -49,6 +55,20 @@ func (c *FileConfig) Validate() []error {
 	return errs
 }
 
+// FileTopic is the topic of the records of the capture file at path: the
+// file is one partition, 0, of it.
+func FileTopic(path string) string { return "file:" + path }
+
+// FileOption adjusts NewFile.
+type FileOption func(*File)
+
+// FileStartAt makes the source skip every line below offset (a 0-based line
+// number, as in the records' offsets): where the sink's tables end for the
+// file. Records skipped are counted by AlreadyWritten.
+func FileStartAt(offset int64) FileOption {
+	return func(f *File) { f.start = offset }
+}
+
 // File reads a newline-delimited capture file. Each non-blank line is one
 // record: Topic "file:" + path, Partition 0, Offset the 0-based line number
 // (blank lines are skipped but counted, so offsets match line numbers), Value
@@ -63,13 +83,17 @@ type File struct {
 	r     *bufio.Reader
 	line  int64 // number of the next line to read
 	eof   bool
+	start int64 // lines below it are skipped (FileStartAt)
+	// skipped counts the records below start; Poll writes it, and
+	// AlreadyWritten reads it under mu.
+	skipped int64
 
 	mu        sync.Mutex
 	committed schemas.Offsets
 }
 
 // NewFile opens cfg.Path for reading.
-func NewFile(cfg FileConfig) (*File, error) {
+func NewFile(cfg FileConfig, opts ...FileOption) (*File, error) {
 	if errs := cfg.Validate(); len(errs) > 0 {
 		return nil, fmt.Errorf("invalid file source config: %w", errors.Join(errs...))
 	}
@@ -77,13 +101,17 @@ func NewFile(cfg FileConfig) (*File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open capture file %q: %w; check source.file.path", cfg.Path, unwrapPath(err))
 	}
-	return &File{
+	src := &File{
 		path:      cfg.Path,
-		topic:     "file:" + cfg.Path,
+		topic:     FileTopic(cfg.Path),
 		f:         f,
 		r:         bufio.NewReaderSize(f, 64<<10),
 		committed: make(schemas.Offsets),
-	}, nil
+	}
+	for _, opt := range opts {
+		opt(src)
+	}
+	return src, nil
 }
 
 // Poll returns the next lines as records, up to 1000 lines or about 4 MiB per
@@ -114,6 +142,12 @@ func (f *File) Poll(ctx context.Context) ([]schemas.Record, error) {
 		if isBlank(line) {
 			continue
 		}
+		if n < f.start {
+			f.mu.Lock()
+			f.skipped++
+			f.mu.Unlock()
+			continue
+		}
 		size += len(line)
 		recs = append(recs, schemas.Record{
 			Coordinates: schemas.Coordinates{Topic: f.topic, Partition: 0, Offset: n},
@@ -138,6 +172,14 @@ func (f *File) Commit(_ context.Context, offsets schemas.Offsets) error {
 		f.committed[tp] = next
 	}
 	return nil
+}
+
+// AlreadyWritten returns how many records Poll skipped because they are
+// below the FileStartAt offset.
+func (f *File) AlreadyWritten() int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.skipped
 }
 
 // Committed returns a copy of the offsets passed to Commit so far.

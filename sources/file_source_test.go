@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -165,5 +166,36 @@ func TestFileConfigValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFileStartAtSkipsWrittenLines: lines below the FileStartAt offset are
+// not returned, and AlreadyWritten counts the records among them (blank
+// lines are not records).
+func TestFileStartAtSkipsWrittenLines(t *testing.T) {
+	path := writeFile(t, []byte("a\n\nb\nc\nd\n"))
+	f, err := NewFile(FileConfig{Path: path}, FileStartAt(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var got []string
+	for {
+		recs, err := f.Poll(t.Context())
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			got = append(got, fmt.Sprintf("%d:%s", r.Offset, r.Value))
+		}
+	}
+	if want := []string{"3:c", "4:d"}; !slices.Equal(got, want) {
+		t.Errorf("records %v, want %v", got, want)
+	}
+	if n := f.AlreadyWritten(); n != 2 {
+		t.Errorf("AlreadyWritten = %d, want 2", n)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"maps"
+	"math"
 	"net"
 	"os"
 	"regexp"
@@ -72,7 +73,12 @@ type KafkaConfig struct {
 	// Records produced after the start are not returned: a stop-at-end run is
 	// a snapshot of the log at start. Partitions that are empty, or whose
 	// committed offset (or, with SetResume, the offset the sink resumes it
-	// at) is already at the end, count as done from the start.
+	// at) is already at the end, count as done from the start. "Done" is
+	// judged from where a partition actually resumes: when the sink's
+	// offsets (known only once the partition is assigned) reach the end,
+	// the partition is done even if the group has no committed offset (its
+	// offsets were deleted or expired), and a Poll waiting for records is
+	// woken to return io.EOF; AlreadyWritten counts the records skipped.
 	// Used by the demo, tests and one-off batch replays. It assumes this
 	// source is the group's only member for the whole run: a partition
 	// assigned to another member, or revoked and never assigned back, is
@@ -356,6 +362,14 @@ type Kafka struct {
 	fatal error
 	// remaining counts the partitions not yet done (StopAtEnd only).
 	remaining int
+	// wake cancels the context of the PollRecords call in progress, if
+	// any: adjustOffsets calls it when an assignment leaves no partition to
+	// read, so that a Poll blocked on paused partitions returns io.EOF.
+	wake context.CancelFunc
+	// alreadyWritten counts the records of the snapshot (StopAtEnd) or
+	// since the group's committed offsets that the sink's resume offsets
+	// skipped: the tables already held them.
+	alreadyWritten int64
 
 	// pending is a poll error held back while its batch's records were
 	// returned. Only Poll touches it.
@@ -388,6 +402,7 @@ type partitionState struct {
 
 	// StopAtEnd only.
 	end  int64 // end offset captured at start: the snapshot stops below it
+	from int64 // where the group's offset (or Start) would begin it
 	done bool  // every record below end has been returned, or none will be
 }
 
@@ -462,27 +477,51 @@ func NewKafka(ctx context.Context, cfg KafkaConfig, logger *slog.Logger) (*Kafka
 	return k, nil
 }
 
-// start checks the cluster and, with StopAtEnd, captures the snapshot.
-func (k *Kafka) start(ctx context.Context) error {
+// ProbeKafka makes the checks NewKafka makes before it consumes (cfg is
+// valid, a broker answers, every topic exists) with a client that joins no
+// group, so that a run can be refused before it creates anything. NewKafka
+// makes them again.
+func ProbeKafka(ctx context.Context, cfg KafkaConfig) error {
+	if errs := cfg.Validate(); len(errs) > 0 {
+		return fmt.Errorf("invalid kafka source config: %w", errors.Join(errs...))
+	}
+	tc, _ := cfg.TLS.load()
+	opts := []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID(cfg.ClientID)}
+	if m := cfg.SASL.mechanism(); m != nil {
+		opts = append(opts, kgo.SASL(m))
+	}
+	if tc != nil {
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("create kafka client: %w", err)
+	}
+	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, startupTimeout)
 	defer cancel()
-	brokers := strings.Join(k.cfg.Brokers, ", ")
+	_, err = checkTopics(ctx, cl, cfg)
+	return err
+}
 
-	if err := k.cl.Ping(ctx); err != nil {
+// checkTopics checks that a broker answers and that every topic of cfg
+// exists, and returns the topics' end offsets.
+func checkTopics(ctx context.Context, cl *kgo.Client, cfg KafkaConfig) (kadm.ListedOffsets, error) {
+	brokers := strings.Join(cfg.Brokers, ", ")
+	if err := cl.Ping(ctx); err != nil {
 		hint := "check source.kafka.brokers"
-		if k.cfg.SASL.Mechanism != "" || k.cfg.TLS.Enabled {
+		if cfg.SASL.Mechanism != "" || cfg.TLS.Enabled {
 			hint = "check source.kafka.brokers, source.kafka.sasl and source.kafka.tls"
 		}
-		return fmt.Errorf("cannot reach kafka brokers %s: %w; %s", brokers, err, hint)
+		return nil, fmt.Errorf("cannot reach kafka brokers %s: %w; %s", brokers, err, hint)
 	}
 
-	adm := kadm.NewClient(k.cl)
-	ends, err := adm.ListEndOffsets(ctx, k.cfg.Topics...)
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, cfg.Topics...)
 	if err != nil {
-		return fmt.Errorf("list end offsets of topics %s on %s: %w", strings.Join(k.cfg.Topics, ", "), brokers, err)
+		return nil, fmt.Errorf("list end offsets of topics %s on %s: %w", strings.Join(cfg.Topics, ", "), brokers, err)
 	}
 	var missing []string
-	for _, t := range k.cfg.Topics {
+	for _, t := range cfg.Topics {
 		ps := ends[t]
 		if o, ok := ps[-1]; len(ps) == 0 || (ok && errors.Is(o.Err, kerr.UnknownTopicOrPartition)) {
 			missing = append(missing, fmt.Sprintf("%q", t))
@@ -491,16 +530,28 @@ func (k *Kafka) start(ctx context.Context) error {
 	switch len(missing) {
 	case 0:
 	case 1:
-		return fmt.Errorf("kafka topic %s does not exist on %s; create it or fix source.kafka.topics", missing[0], brokers)
+		return nil, fmt.Errorf("kafka topic %s does not exist on %s; create it or fix source.kafka.topics", missing[0], brokers)
 	default:
-		return fmt.Errorf("kafka topics %s do not exist on %s; create them or fix source.kafka.topics", strings.Join(missing, ", "), brokers)
+		return nil, fmt.Errorf("kafka topics %s do not exist on %s; create them or fix source.kafka.topics", strings.Join(missing, ", "), brokers)
 	}
 	if err := ends.Error(); err != nil {
-		return fmt.Errorf("list end offsets of topics %s: %w", strings.Join(k.cfg.Topics, ", "), err)
+		return nil, fmt.Errorf("list end offsets of topics %s: %w", strings.Join(cfg.Topics, ", "), err)
+	}
+	return ends, nil
+}
+
+// start checks the cluster and, with StopAtEnd, captures the snapshot.
+func (k *Kafka) start(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, startupTimeout)
+	defer cancel()
+	ends, err := checkTopics(ctx, k.cl, k.cfg)
+	if err != nil {
+		return err
 	}
 	if !k.cfg.StopAtEnd {
 		return nil
 	}
+	adm := kadm.NewClient(k.cl)
 
 	starts, err := adm.ListStartOffsets(ctx, k.cfg.Topics...)
 	if err == nil {
@@ -539,7 +590,7 @@ func (k *Kafka) start(ctx context.Context) error {
 			st = &partitionState{}
 			k.parts[tp] = st
 		}
-		st.end, st.done = e.Offset, from >= e.Offset
+		st.end, st.from, st.done = e.Offset, from, from >= e.Offset
 		if st.done {
 			done[e.Topic] = append(done[e.Topic], e.Partition)
 		} else {
@@ -547,8 +598,11 @@ func (k *Kafka) start(ctx context.Context) error {
 			records += e.Offset - from
 		}
 	})
+	// Where the tables say a partition resumes is known only once it is
+	// assigned (adjustOffsets), which corrects these counts.
 	k.logger.Info("kafka source will stop at the end offsets seen at start",
-		"group", k.cfg.Group, "partitions", len(k.parts), "partitions_to_read", k.remaining, "records_to_read", records)
+		"group", k.cfg.Group, "partitions", len(k.parts), "partitions_to_read", k.remaining,
+		"records_to_read", records, "from", "group offsets or source.kafka.start; the tables' offsets apply on assignment")
 	k.mu.Unlock()
 	// Nothing is wanted from partitions already done (see records).
 	k.cl.PauseFetchPartitions(done)
@@ -586,7 +640,16 @@ func (k *Kafka) Poll(ctx context.Context) ([]schemas.Record, error) {
 		case k.cfg.StopAtEnd && remaining == 0:
 			return nil, io.EOF
 		}
-		fetches := k.cl.PollRecords(ctx, k.cfg.MaxPollRecords)
+		fetches, woken := k.pollRecords(ctx)
+		if woken {
+			// An assignment finished the snapshot while the poll waited.
+			// What the poll returned anyway is dropped by records unless
+			// an assignment since made its partition wanted again.
+			if recs := k.records(fetches); len(recs) > 0 {
+				return recs, nil
+			}
+			continue
+		}
 		k.lag.fetched(fetches)
 		recs := k.records(fetches)
 		k.mu.Lock()
@@ -610,6 +673,45 @@ func (k *Kafka) Poll(ctx context.Context) ([]schemas.Record, error) {
 		}
 		// Only control records or records past the snapshot: poll again.
 	}
+}
+
+// pollRecords polls the client. It returns woken when the poll was cut
+// short by wake (an assignment left nothing to read) rather than by ctx:
+// the caller must look at remaining again, and take only the records of
+// the fetches (their error is the wake's).
+func (k *Kafka) pollRecords(ctx context.Context) (fetches kgo.Fetches, woken bool) {
+	if !k.cfg.StopAtEnd {
+		return k.cl.PollRecords(ctx, k.cfg.MaxPollRecords), false
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	k.mu.Lock()
+	if k.remaining == 0 {
+		k.mu.Unlock()
+		return nil, true
+	}
+	k.wake = cancel
+	k.mu.Unlock()
+	fetches = k.cl.PollRecords(pctx, k.cfg.MaxPollRecords)
+	k.mu.Lock()
+	k.wake = nil
+	k.mu.Unlock()
+	if pctx.Err() != nil && ctx.Err() == nil {
+		return fetches, true
+	}
+	return fetches, false
+}
+
+// AlreadyWritten returns how many records this source skipped because the
+// sink's resume offsets (SetResume) were past where the group's committed
+// offset, or KafkaConfig.Start, would have begun: records the tables
+// already held. With StopAtEnd it counts only records below the end
+// offsets captured at start; without, only partitions the group had
+// committed offsets for.
+func (k *Kafka) AlreadyWritten() int64 {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.alreadyWritten
 }
 
 // records converts a poll's records, dropping control records, records of
@@ -929,6 +1031,20 @@ func (k *Kafka) adjustOffsets(ctx context.Context, offsets map[string]map[int32]
 		o := offsets[tp.Topic][tp.Partition]
 		attrs := []any{"group", k.cfg.Group, "topic", tp.Topic, "partition", tp.Partition}
 		at, fromSink := resumed[tp]
+		st := k.parts[tp]
+		if fromSink {
+			// The records between where the group (or Start) would have
+			// begun the partition and where the tables resume it are in
+			// the tables already.
+			base, limit := o.EpochOffset().Offset, int64(math.MaxInt64)
+			if k.cfg.StopAtEnd && st != nil {
+				base, limit = st.from, st.end
+			}
+			if skipped := min(at, limit) - base; base >= 0 && skipped > 0 {
+				k.alreadyWritten += skipped
+				attrs = append(attrs, "already_written", skipped)
+			}
+		}
 		switch {
 		case fromSink:
 			// No epoch: the offset comes from elsewhere than this
@@ -945,8 +1061,9 @@ func (k *Kafka) adjustOffsets(ctx context.Context, offsets map[string]map[int32]
 		k.logger.Info("partition starts", attrs...)
 
 		// With StopAtEnd, a partition is done when it starts at or past
-		// the end captured at start.
-		if st := k.parts[tp]; k.cfg.StopAtEnd && fromSink && st != nil {
+		// the end captured at start. Such a partition never delivers a
+		// record, so records cannot mark it done: only this can.
+		if k.cfg.StopAtEnd && fromSink && st != nil {
 			switch done := at >= st.end; {
 			case done && !st.done:
 				st.done = true
@@ -959,9 +1076,19 @@ func (k *Kafka) adjustOffsets(ctx context.Context, offsets map[string]map[int32]
 			}
 		}
 	}
+	wake := k.wake
+	if k.remaining > 0 || !k.cfg.StopAtEnd {
+		wake = nil
+	}
 	k.mu.Unlock()
 	if pause != nil {
 		k.cl.PauseFetchPartitions(pause)
+	}
+	if wake != nil {
+		// Every partition is paused now: a Poll waiting for records
+		// would wait forever.
+		k.logger.Info("every partition starts at or past its end offset; stopping", "group", k.cfg.Group)
+		wake()
 	}
 	if unpause != nil {
 		k.cl.ResumeFetchPartitions(unpause)

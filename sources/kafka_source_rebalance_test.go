@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
@@ -89,6 +90,33 @@ func TestKafkaSetResumeStartsAtSinkOffsets(t *testing.T) {
 	defer mu.Unlock()
 	if want := []schemas.TopicPartition{tp(0), tp(1), tp(2), tp(3)}; !slices.Equal(called, want) {
 		t.Errorf("resume called with %v, want %v", called, want)
+	}
+}
+
+// TestKafkaStopAtEndDoneFromSinkOffsets: the group has no committed
+// offsets (deleted, or expired by the broker) and the sink's offsets are at
+// the end of every partition: the first Poll, which waits for records while
+// the assignment finds nothing left to read, must return io.EOF, and the
+// source counts every record as already written.
+func TestKafkaStopAtEndDoneFromSinkOffsets(t *testing.T) {
+	const topic, group = "captures", "sink-at-end"
+	addr := startCluster(t, kfake.SeedTopics(3, topic))
+	ctx := testContext(t)
+	produceEach(t, ctx, addr, topic, 3, 10)
+	src := newKafka(t, ctx, testConfig(addr, group, topic))
+	src.SetResume(func(_ context.Context, tps []schemas.TopicPartition) (schemas.Offsets, error) {
+		out := schemas.Offsets{}
+		for _, tp := range tps {
+			out[tp] = 10
+		}
+		return out, nil
+	})
+	recs, err := src.Poll(ctx)
+	if !errors.Is(err, io.EOF) {
+		t.Fatalf("Poll = %d records, %v; want io.EOF", len(recs), err)
+	}
+	if n := src.AlreadyWritten(); n != 30 {
+		t.Errorf("AlreadyWritten = %d, want 30", n)
 	}
 }
 

@@ -362,7 +362,9 @@ func TestRunUnreachableCatalogNamesIt(t *testing.T) {
 	blocker := filepath.Join(dir, "file")
 	writeFile(t, blocker, "")
 	var stdout, stderr bytes.Buffer
+	// A source that is there: the source is checked before the catalog.
 	code := run([]string{"run", "--run-id", "x", "--target", "http://127.0.0.1:1",
+		"--set", "source.type=file", "--set", "source.file.path=../../testdata/captures/sample.ndjson",
 		"--set", "sink.catalog.uri=" + filepath.Join(blocker, "catalog.db"),
 		"--set", "sink.catalog.warehouse=" + filepath.Join(dir, "warehouse")}, &stdout, &stderr) // not ./replay-data in the package directory
 	if code != exitError || !strings.Contains(stderr.String(), blocker) {

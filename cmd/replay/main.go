@@ -21,6 +21,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/replaykit/replay/config"
+	"github.com/replaykit/replay/pipeline"
+	"github.com/replaykit/replay/sinks"
 )
 
 // Exit codes of every command, listed in the root command's help, README.md
@@ -73,7 +75,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case errors.As(err, &te):
 		return exitBelowThreshold
-	case errors.As(err, &ce), errors.As(err, &ue):
+	case errors.As(err, &ce), errors.As(err, &ue),
+		// Refused before anything was sent: the configuration must change.
+		errors.Is(err, pipeline.ErrProductionTarget), errors.Is(err, sinks.ErrRunOfAnotherGroup):
 		return exitConfig
 	default:
 		return exitError

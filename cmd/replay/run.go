@@ -25,6 +25,7 @@ type configFlags struct {
 	workers     int
 	rate        float64
 	printConfig bool
+	fresh       bool
 }
 
 // registerCommon adds the flags every config-loading command has.
@@ -46,6 +47,7 @@ func (f *configFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.workers, "workers", 0, "concurrent replay requests (replay.workers)")
 	fl.Float64Var(&f.rate, "rate", 0, "replay requests per second, 0 = unlimited (replay.rate)")
 	fl.BoolVar(&f.printConfig, "print-config", false, "print the effective configuration as YAML and exit")
+	fl.BoolVar(&f.fresh, "fresh", false, "file source: replay the whole file again, replacing the rows the tables hold for this run (source.file.fresh)")
 }
 
 // load builds the config: defaults < file < REPLAY_* env < named flags < --set.
@@ -69,6 +71,9 @@ func (f *configFlags) load(cmd *cobra.Command) (config.Config, error) {
 	}
 	if f.group != "" {
 		add("source.kafka.group", f.group)
+	}
+	if f.fresh {
+		add("source.file.fresh", "true")
 	}
 	if cmd.Flags().Lookup("workers") != nil && cmd.Flags().Changed("workers") {
 		add("replay.workers", fmt.Sprint(f.workers))
