@@ -162,7 +162,7 @@ func Load(path string, environ []string, sets []string) (Config, error) {
 func decodeYAML(raw []byte, cfg *Config) []string {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
-		return []string{fmt.Sprintf("not valid YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))}
+		return []string{yamlLocation(raw, strings.TrimPrefix(err.Error(), "yaml: ")) + " (not valid YAML)"}
 	}
 	if ps := checkDocument(&doc); len(ps) > 0 {
 		out := make([]string, len(ps))

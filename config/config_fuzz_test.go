@@ -13,15 +13,25 @@ import (
 	"gopkg.in/yaml.v3"
 )
 
-// problemPath is how every problem of a configuration error starts: the
-// field path (source.kafka.brokers, rewrite[2].path.match), the override
-// that carried it (--set replay.workers, environment REPLAY_REPLAY_WORKERS),
-// or, for YAML that does not parse, the line.
-var problemPath = regexp.MustCompile(`^(--set [^:]+|environment [A-Z0-9_]+|[a-z_]+(\[\d+\])?(\.[A-Za-z0-9_-]+(\[\d+\])?)*|(yaml: )?line \d+|[a-z_]+(\.[a-z_]+)* \(line \d+\)|cannot read the file)[:, ]`)
+// problemPath is how every problem of a configuration error that is not on
+// a line of a file starts (those start with problemLine): the field path
+// (source.kafka.brokers, rewrite[2].path.match, amplify.factors.<key>), the
+// override that carried it (--set replay.workers, environment
+// REPLAY_REPLAY_WORKERS), or the file that cannot be read. A map key may be
+// anything, so the last segment of a path is loose.
+var problemPath = regexp.MustCompile(`^(--set [^:]+|environment [A-Z0-9_]+|\(top level\)|[a-z_]+(\[\d+\])?(\.[^.\s\[:]*(\[\d+\])?)*|cannot read the file)[:, ]`)
 
-// yamlProblem is what the YAML reader says about a file it cannot map onto
-// the configuration: "line N: …" or "unmarshal errors: line N: …".
-var yamlProblem = regexp.MustCompile(`^(unmarshal errors:\n\s*)?line \d+: `)
+// problemLine is the line a problem found in a file starts with.
+var problemLine = regexp.MustCompile(`^line \d+: `)
+
+// problemKeyPath is the path after problemLine: the keys as written in the
+// file, which may be anything (a misspelled field, a number, a key of a
+// map), joined by dots, then ": ".
+var problemKeyPath = regexp.MustCompile(`^[^:\n]+: `)
+
+// notYAML ends the one problem that names a line but no field: a file that
+// does not parse as YAML at all.
+const notYAML = " (not valid YAML)"
 
 // topLevelKeys are the first segments of the field paths a problem may
 // name: those of Fields() and of the structured lists (rewrite, …).
@@ -53,17 +63,24 @@ func checkProblems(t *testing.T, err error, input string, roots map[string]bool)
 		t.Fatalf("%q: a *config.Error without problems", input)
 	}
 	for _, p := range ce.Problems {
-		if yamlProblem.MatchString(p) {
+		rest := problemLine.ReplaceAllLiteralString(p, "")
+		if rest != p && strings.HasSuffix(p, notYAML) {
+			continue // a syntax error: its line is all there is to name
+		}
+		if rest != p {
+			if !problemKeyPath.MatchString(rest) {
+				t.Fatalf("%q: problem %q does not name the path of its line", input, p)
+			}
 			continue
 		}
-		m := problemPath.FindString(p)
+		m := problemPath.FindString(rest)
 		if m == "" {
-			t.Fatalf("%q: problem %q does not start with a field path, an override or a line", input, p)
+			t.Fatalf("%q: problem %q does not start with a field path or an override", input, p)
 		}
-		root, _, _ := strings.Cut(strings.TrimRight(m, ": "), ".")
+		root, _, _ := strings.Cut(strings.TrimRight(m, ": ,"), ".")
 		root, _, _ = strings.Cut(root, "[")
-		if !strings.HasPrefix(m, "--set") && !strings.HasPrefix(m, "environment") && !strings.Contains(m, "line") &&
-			!strings.HasPrefix(m, "cannot read") && !roots[root] {
+		if !strings.HasPrefix(m, "--set") && !strings.HasPrefix(m, "environment") && !strings.HasPrefix(m, "cannot read") &&
+			root != "(top level)" && !roots[root] {
 			t.Fatalf("%q: problem %q names %q, which is no field", input, p, root)
 		}
 	}

@@ -32,6 +32,8 @@ type badConfig struct {
 var badConfigs = []badConfig{
 	{field: "run_id", value: "", want: "is empty"},
 	{field: "run_id", value: "   ", want: "is empty"},
+	{field: "run_id", value: "../x", want: `contains ".."; it becomes a directory of the warehouse, so it may not name a parent directory: use letters, digits, '.', '_' or '-' without ".."`},
+	{field: "run_id", value: "a/b", want: "has characters outside [A-Za-z0-9._-]"},
 	{field: "source.type", value: "carrier-pigeon", want: `must be kafka or file, got "carrier-pigeon"`},
 	{field: "source.type", value: "", want: `must be kafka or file, got ""`},
 	{field: "source.kafka.brokers", value: "", want: "required"},
@@ -40,6 +42,7 @@ var badConfigs = []badConfig{
 	{field: "source.kafka.topics", value: "", want: "required"},
 	{field: "source.kafka.topics", value: "a, ,b", names: "source.kafka.topics[1]", want: "must not be empty"},
 	{field: "source.kafka.group", value: "", want: "required"},
+	{field: "source.kafka.group", value: "../g", want: `contains ".."; it becomes a directory of the warehouse, so it may not name a parent directory: use letters, digits, '.', '_' or '-' without ".."`},
 	{field: "source.kafka.start", value: "yesterday", want: `got "yesterday"`},
 	{field: "source.kafka.max_poll_records", value: "0", want: "must be positive"},
 	{field: "source.kafka.session_timeout", value: "0s", want: "must be positive"},
@@ -122,6 +125,7 @@ var badConfigs = []badConfig{
 	{field: "sink.catalog.properties", value: "uri=x", names: "sink.catalog.properties.uri", want: "set catalog.uri instead"},
 	{field: "sink.namespace", value: "", want: "is empty"},
 	{field: "sink.namespace", value: "a..b", want: "has an empty level"},
+	{field: "sink.namespace", value: "a/b", want: `level "a/b" has characters outside [A-Za-z0-9._-]`},
 	{field: "sink.flush.rows", value: "0", want: "must be ≥ 1"},
 	{field: "sink.flush.bytes", value: "0", want: "must be ≥ 1"},
 	{field: "sink.flush.interval", value: "0s", want: "must be > 0"},
@@ -187,7 +191,7 @@ func wrongTypeRows(t testing.TB) []badConfig {
 		case typ.Kind() == reflect.Float32 || typ.Kind() == reflect.Float64:
 			value, want = "fast", "fast"
 		case typ.Kind() == reflect.Slice:
-			value, want = "[a, [b]]", "cannot unmarshal"
+			value, want = "[a, [b]]", "got a list" // [1] is a list where an item belongs
 		case typ.Kind() == reflect.Map && typ.Elem().Kind() == reflect.String:
 			value, want = "no-equals-sign", "want key=value"
 		case typ.Kind() == reflect.Map:

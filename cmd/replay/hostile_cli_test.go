@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,6 +32,10 @@ var cliRunOK = []string{"run", "--run-id", "hostile", "--target", "http://127.0.
 
 func runWith(args ...string) []string { return append(append([]string{}, cliRunOK...), args...) }
 
+// notReplay in args is replaced by the address of a web server that answers
+// every request with an HTML page: something that is not replay's admin API.
+const notReplay = "NOT-REPLAY"
+
 var badCommands = []badCommand{
 	{args: runWith("--bogus-flag"), code: 2, want: "unknown flag: --bogus-flag"},
 	{args: runWith("-x"), code: 2, want: "unknown shorthand flag: 'x'"},
@@ -54,14 +60,27 @@ var badCommands = []badCommand{
 	{args: runWith("--print-config", "--set", "replay.workers=0"), code: 2, want: "replay.workers: must be ≥ 1"},
 	{args: runWith(), env: []string{"REPLAY_REPLAY_WORKERS=zero"}, code: 2, want: "environment REPLAY_REPLAY_WORKERS"},
 	{args: runWith(), env: []string{"REPLAY_LOG_LEVEL=loud"}, code: 2, want: "log.level"},
+	{args: runWith("--config", "FILE"), file: "source:\n  kafka:\n    brokerz: [a]\n", code: 2, want: "source.kafka.brokerz: unknown field (did you mean brokers?)"},
+	{args: runWith("--config", "FILE"), file: "replay:\n  workers: 1e309\n", code: 2, want: `replay.workers: "1e309" is out of range: want a whole number from`},
+	{args: runWith("--set", "replay.rate=1e309"), code: 2, want: `--set replay.rate: "1e309" is out of range: a number here is at most ±1.798e+308`},
+	{args: runWith(), env: []string{"REPLAY_REPLAY_WOKRERS=3"}, code: 2, want: "environment REPLAY_REPLAY_WOKRERS: names no configuration field; did you mean REPLAY_REPLAY_WORKERS?"},
+	{args: []string{"run", "--run-id", "../x", "--target", "http://127.0.0.1:1"}, code: 2, want: `run_id: "../x" contains ".."`},
+	{args: []string{"run", "--run-id", "a/b", "--target", "http://127.0.0.1:1"}, code: 2, want: `run_id: "a/b" has characters outside [A-Za-z0-9._-]`},
+	{args: runWith("--set", "sink.namespace=a/b"), code: 2, want: `sink.namespace: level "a/b" has characters outside [A-Za-z0-9._-]`},
+	{args: runWith("--set", "source.kafka.group=../g"), code: 2, want: `source.kafka.group: "../g" contains ".."`},
+	{args: runWith("extra-arg"), code: 2, want: `replay run takes no arguments, got "extra-arg"`},
+	{args: []string{"bogus"}, code: 2, want: `unknown command "bogus" for "replay"`},
+	{args: []string{"ctl", "bogus"}, code: 2, want: `unknown command "bogus" for "replay ctl"`},
 	{args: []string{"run"}, code: 2, want: "run_id: is empty"},
 	{args: []string{"compare"}, code: 2, want: "--run is required"},
+	{args: []string{"compare", "--run", "r", "extra-arg"}, code: 2, want: `replay compare takes no arguments, got "extra-arg"`},
 	{args: []string{"compare", "--run", "r", "--min-match-rate", "most"}, code: 2, want: `invalid argument "most" for "--min-match-rate"`},
 	{args: []string{"compare", "--run", "r", "--min-match-rate", "2"}, code: 2, want: "compare.min_match_rate: must be between 0 and 1"},
 	{args: []string{"compare", "--run", "r", "--set", "compare.partitions=0"}, code: 2, want: "compare.partitions"},
 	{args: []string{"ctl", "status", "--timeout", "forever"}, code: 2, want: `invalid argument "forever" for "--timeout"`},
 	{args: []string{"ctl", "set", "--rate"}, code: 2, want: "flag needs an argument: --rate"},
 	{args: []string{"ctl", "status", "--addr", "127.0.0.1:1", "--timeout", "2s"}, code: 1, want: "is replay run running there"},
+	{args: []string{"ctl", "status", "--addr", notReplay, "--timeout", "5s"}, code: 2, want: "the answer is not from replay's admin API"},
 	{args: []string{"demo", "--bogus"}, code: 2, want: "unknown flag: --bogus"},
 	{args: []string{"version", "--bogus"}, code: 2, want: "unknown flag: --bogus"},
 }
@@ -75,6 +94,8 @@ func (c badCommand) String() string {
 	for _, a := range c.args {
 		if a == "FILE" {
 			a = fmt.Sprintf("replay.yaml (%q)", c.file)
+		} else if a == notReplay {
+			a = "<a web server that is not replay>"
 		} else if a == "" || strings.ContainsAny(a, " \t") {
 			a = fmt.Sprintf("%q", a)
 		}
@@ -85,6 +106,11 @@ func (c badCommand) String() string {
 
 func TestHostileCommandLines(t *testing.T) {
 	replayBinary(t) // built before any row's clock starts
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, "<html><body>It works!</body></html>")
+	}))
+	defer other.Close()
 	for i, c := range badCommands {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -92,9 +118,12 @@ func TestHostileCommandLines(t *testing.T) {
 			dir := t.TempDir()
 			args := append([]string{}, c.args...)
 			for j, a := range args {
-				if a == "FILE" {
+				switch a {
+				case "FILE":
 					args[j] = filepath.Join(t.TempDir(), "replay.yaml")
 					writeFile(t, args[j], c.file)
+				case notReplay:
+					args[j] = other.URL
 				}
 			}
 			cmd := replayCommand(ctx, t, dir, args...)

@@ -40,12 +40,19 @@ type badRecord struct {
 	value []byte // nil: a tombstone (a record without a value)
 	// reason is the dead_letters reason; empty when the record decodes.
 	reason string
+	// shape, for a dead letter, is what it looks like (schemas.SniffShape):
+	// the run counts its dead letters by shape to name the likely cause.
+	shape string
 	// replayError, for a record that decodes, is a substring of its
 	// replay row's error_message: the request could not be sent.
 	replayError string
 	// status, for a record that decodes and is sent, is the status its
 	// replay row holds.
 	status int
+	// duplicate: the record carries the correlation id of the first good
+	// record (corr-0000). Both are kept and the run counts it in
+	// duplicate_ids.
+	duplicate bool
 }
 
 const hostileMaxBody = 1024 // decode.max_body_bytes of the run
@@ -70,7 +77,7 @@ var badRecords = []badRecord{
 	{name: "a JSON array", value: []byte(`[{"request":{"method":"GET"}}]`), reason: "bad_json"},
 	{name: "JSON null", value: []byte(`null`), reason: "missing_request"},
 	{name: "an empty object", value: []byte(`{}`), reason: "missing_request"},
-	{name: "a HAR log", value: []byte(`{"log":{"version":"1.2","entries":[{"request":{"method":"GET","url":"http://h/p","headers":[]},"response":{"status":200}}]}}`), reason: "missing_request"},
+	{name: "a HAR log", value: []byte(`{"log":{"version":"1.2","entries":[{"request":{"method":"GET","url":"http://h/p","headers":[]},"response":{"status":200}}]}}`), reason: "missing_request", shape: schemas.ShapeHARLog},
 	{name: "nesting 100,000 deep", value: []byte(strings.Repeat("[", 100000) + strings.Repeat("]", 100000)), reason: "bad_json"},
 	{name: "request not an object", value: env(`"GET /v1/x"`), reason: "bad_json"},
 	{name: "request.method missing", value: env(`{"path":"/v1/x"}`), reason: "invalid_field"},
@@ -104,6 +111,7 @@ var badRecords = []badRecord{
 	// Records that look hostile but are valid: sent as captured.
 	{name: "request.path climbing with ..", value: env(`{"method":"GET","path":"/v1/../../etc/passwd"}`), status: 200},
 	{name: "request.body invalid UTF-8 in utf8 encoding", value: env("{\"method\":\"POST\",\"path\":\"/\",\"body\":\"\xff\xfe\"}"), status: 200},
+	{name: "correlation_id of an earlier record", value: []byte(`{"correlation_id":"corr-0000","captured_at":"2026-11-21T10:00:00Z","request":{"method":"GET","path":"/v1/again"}}`), status: 200, duplicate: true},
 	{name: "correlation_id of 10,000 characters", value: []byte(`{"correlation_id":"` + strings.Repeat("c", 10000) + `","request":{"method":"GET","path":"/"}}`), status: 200},
 }
 
@@ -151,8 +159,31 @@ filter:
   methods: ["*"]
 `, hostileMaxBody))
 	cmd := replayCommand(ctx, t, dir, "run", "--config", cfgFile)
-	if out, err := cmd.CombinedOutput(); err != nil {
+	out, err := cmd.CombinedOutput()
+	if err != nil {
 		t.Fatalf("replay run: %v\n%s", err, tailOf(out))
+	}
+	// The run's log counts the duplicate ids and the dead letters by shape.
+	dups, shapes := 0, map[string]int{}
+	for _, r := range badRecords {
+		if r.duplicate {
+			dups++
+		}
+		if r.shape != "" {
+			shapes[r.shape]++
+		}
+	}
+	if dups > 0 {
+		for _, w := range []string{fmt.Sprintf("duplicate_ids=%d", dups), "correlation_id=corr-0000"} {
+			if !bytes.Contains(out, []byte(w)) {
+				t.Errorf("the run's log does not say %s:\n%s", w, tailOf(out))
+			}
+		}
+	}
+	for shape, n := range shapes {
+		if w := fmt.Sprintf("%s=%d", shape, n); !regexp.MustCompile(`by_shape="[^"]*\b` + w + `\b`).Match(out) {
+			t.Errorf("the run's dead letters by_shape does not say %s:\n%s", w, tailOf(out))
+		}
 	}
 
 	sink := openSinkFromConfig(t, ctx, cfgFile)
@@ -174,6 +205,9 @@ filter:
 		rec := recs[first+i]
 		t.Run(want.name, func(t *testing.T) {
 			checkHostileRecord(t, want, rec, dead[off], replayed[off], production[off])
+			if want.duplicate && (!production[0] || replayed[0] == nil) {
+				t.Errorf("the first record with its correlation id lost its production (%v) or replay (%v) row", production[0], replayed[0] != nil)
+			}
 		})
 	}
 	if n := len(production); n != good+countDecoded() {
@@ -199,6 +233,9 @@ func checkHostileRecord(t *testing.T, want badRecord, rec *kgo.Record, dead, rep
 		}
 		if got := dead.str("reason"); got != want.reason {
 			t.Errorf("reason %q, want %q (error: %s)", got, want.reason, dead.str("error"))
+		}
+		if want.shape != "" && schemas.SniffShape(rec.Value) != want.shape {
+			t.Errorf("shape %q, want %q", schemas.SniffShape(rec.Value), want.shape)
 		}
 		if !bytes.Equal(dead.bytes("raw"), rec.Value) {
 			t.Errorf("raw is %d bytes %.40q, want the record's %d bytes %.40q", len(dead.bytes("raw")), dead.bytes("raw"), len(rec.Value), rec.Value)
@@ -251,8 +288,12 @@ func tailOf(b []byte) []byte {
 
 func (r badRecord) outcome() string {
 	switch {
+	case r.reason != "" && r.shape != "":
+		return "dead letter `" + r.reason + "`, counted as shape `" + r.shape + "` (the likely cause), exact bytes kept"
 	case r.reason != "":
 		return "dead letter `" + r.reason + "`, exact bytes kept"
+	case r.duplicate:
+		return fmt.Sprintf("replayed as captured (status %d), and so is the earlier record: both kept, counted in the run's `duplicate_ids`", r.status)
 	case r.replayError != "":
 		return "replay row with error `" + r.replayError + "`; production row written"
 	default:
