@@ -39,9 +39,11 @@ func validInstanceID(id string) bool {
 
 // monitor is the Kafka source's background goroutine; see Kafka.monitor.
 type monitor struct {
-	cancel   context.CancelFunc
-	wg       conc.WaitGroup
-	assigned chan struct{} // poked on every assignment: refresh the lag now
+	cancel context.CancelFunc
+	wg     conc.WaitGroup
+	// assigned is poked on every assignment: refresh the lag now. It is
+	// made with the Kafka value, before the client can assign.
+	assigned chan struct{}
 }
 
 // poke asks for a lag refresh now; it never blocks.
@@ -66,7 +68,6 @@ func (m *monitor) stop() {
 func (k *Kafka) startMonitor() {
 	ctx, cancel := context.WithCancel(context.Background())
 	k.mon.cancel = cancel
-	k.mon.assigned = make(chan struct{}, 1)
 	k.mon.wg.Go(func() { k.monitor(ctx) })
 }
 

@@ -407,6 +407,7 @@ func NewKafka(ctx context.Context, cfg KafkaConfig, logger *slog.Logger) (*Kafka
 		logger: logger,
 		parts:  make(map[schemas.TopicPartition]*partitionState),
 		ready:  make(chan struct{}),
+		mon:    monitor{assigned: make(chan struct{}, 1)},
 	}
 
 	start := kgo.NewOffset().AtStart()
