@@ -25,6 +25,7 @@ FUZZ_TARGETS := \
 	./schemas:FuzzDecode \
 	./schemas:FuzzDecodeAgreesWithEncodingJSON \
 	./schemas:FuzzEnvelopeRoundTrip \
+	./schemas:FuzzSniffShape \
 	./compare:FuzzDecodeRow \
 	./normalize:FuzzCompare \
 	./normalize:FuzzDiff \

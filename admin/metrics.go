@@ -43,7 +43,7 @@ type statsCollector struct {
 
 	effectiveRate, effectivePace, dialPercent, paused, mode, rampStage *prometheus.Desc
 	guardrailState, guardrailTrips, guardrailErrorRate, guardrailP99   *prometheus.Desc
-	liveCompared, consumerLag                                          *prometheus.Desc
+	liveCompared, consumerLag, partitionsAssigned                      *prometheus.Desc
 }
 
 var _ prometheus.Collector = (*statsCollector)(nil)
@@ -88,7 +88,8 @@ func newStatsCollector(src StatsSource, control Controller, lag LagSource, endpo
 		guardrailErrorRate: d("replay_guardrail_error_rate", "The candidate's error rate over the guardrail window."),
 		guardrailP99:       d("replay_guardrail_p99_seconds", "The candidate's p99 latency over the guardrail window."),
 		liveCompared:       d("replay_live_compared_total", "Pairs compared live, by endpoint and verdict (match, mismatch, lineage_mismatch). Endpoints beyond the first 200 are counted as \"other\".", "endpoint", "verdict"),
-		consumerLag:        d("replay_consumer_lag_records", "Records of a partition not yet committed by this member: the high watermark of the latest fetch minus the committed offset (before the first commit, minus the next offset to poll).", "topic", "partition"),
+		consumerLag:        d("replay_consumer_lag_records", "Records of a partition assigned to this member not yet written and committed: its end offset minus the group's committed offset (minus the log start offset when nothing is committed), asked of the brokers every source.kafka.lag_interval.", "topic", "partition"),
+		partitionsAssigned: d("replay_consumer_partitions_assigned", "Partitions assigned to this member of the consumer group."),
 	}
 }
 
@@ -97,7 +98,7 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.consumed, c.decoded, c.deadLettered, c.filtered, c.dialedOut, c.amplified, c.keyQueued, c.replayed, c.replayErrors, c.retries,
 		c.rowsWritten, c.flushes, c.commits, c.commitErrors, c.inFlight, c.breakerState, c.breakerOpens, c.deadLetters, c.duplicateIDs,
 		c.effectiveRate, c.effectivePace, c.dialPercent, c.paused, c.mode, c.rampStage,
-		c.guardrailState, c.guardrailTrips, c.guardrailErrorRate, c.guardrailP99, c.liveCompared, c.consumerLag,
+		c.guardrailState, c.guardrailTrips, c.guardrailErrorRate, c.guardrailP99, c.liveCompared, c.consumerLag, c.partitionsAssigned,
 	} {
 		ch <- d
 	}
@@ -162,9 +163,11 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		c.collectControl(c.control.Control(), gauge, counter)
 	}
 	if c.lag != nil {
-		for _, l := range c.lag.Lag() {
+		ls := c.lag.Lag()
+		for _, l := range ls {
 			gauge(c.consumerLag, float64(l.Lag), l.Topic, fmt.Sprint(l.Partition))
 		}
+		gauge(c.partitionsAssigned, float64(len(ls)))
 	}
 }
 

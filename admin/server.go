@@ -64,6 +64,14 @@ type Deps struct {
 	Lag LagSource
 	// Readiness decides /readyz; nil = always ready.
 	Readiness Readiness
+	// Health is the part of Readiness that asks nothing over the network
+	// (the pipeline's and the sink's own state), shown by /v1/status as
+	// its state and reasons; nil = always healthy.
+	Health Readiness
+	// Liveness decides /healthz: nil = live while the process answers;
+	// else an error says why the process is wedged and must be
+	// restarted.
+	Liveness Readiness
 	// RunID, Target and Baseline (replay.baseline; empty when off) are
 	// shown by /v1/status.
 	RunID    string
@@ -187,8 +195,15 @@ func (s *Server) Run(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.deps.Liveness != nil {
+		if err := s.deps.Liveness.Ready(r.Context()); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = fmt.Fprintf(w, "wedged:\n  %s\n", strings.ReplaceAll(err.Error(), "\n", "\n  "))
+			return
+		}
+	}
 	_, _ = w.Write([]byte("ok\n"))
 }
 

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"cmp"
+	"context"
 	"net/http"
 	"slices"
 	"strings"
@@ -14,6 +15,11 @@ import (
 
 // Status is the body of GET /v1/status.
 type Status struct {
+	// State is "replaying", "paused" (ready: the pipeline does what it
+	// was told; Control says by whom) or "degraded" (not ready: Problems
+	// says why). /readyz also pings the brokers and the catalog.
+	State     string      `json:"state"`
+	Problems  []string    `json:"problems"`
 	RunID     string      `json:"run_id"`
 	Target    string      `json:"target"`
 	Baseline  string      `json:"baseline,omitempty"`
@@ -30,9 +36,21 @@ type Status struct {
 	Window WindowStatus `json:"window"`
 }
 
-// LagStatus is the consumer lag of the partitions assigned to this member.
+// Values of Status.State.
+const (
+	StateReplaying = "replaying"
+	StatePaused    = "paused"
+	StateDegraded  = "degraded"
+)
+
+// LagStatus is the consumer lag of the partitions assigned to this member:
+// per partition the end offset minus the group's committed offset, asked
+// of the brokers on a timer (sources.PartitionLag).
 type LagStatus struct {
-	Total      int64                  `json:"total"`
+	Total int64 `json:"total"`
+	// Assigned counts the partitions assigned to this member, each in
+	// Partitions.
+	Assigned   int                    `json:"assigned"`
 	Partitions []sources.PartitionLag `json:"partitions"`
 }
 
@@ -150,13 +168,23 @@ func (s *Server) Status() Status {
 		Stats:     statusStats(s.deps.Stats.Stats()),
 		Window:    s.observer.window.summary(now),
 	}
+	st.State, st.Problems = StateReplaying, []string{}
 	if s.deps.Control != nil {
 		c := s.deps.Control.Control()
 		st.Control = &c
+		if c.Paused || c.PausedBy != "" {
+			st.State = StatePaused
+		}
+	}
+	if s.deps.Health != nil {
+		if err := s.deps.Health.Ready(context.Background()); err != nil {
+			st.State = StateDegraded
+			st.Problems = strings.Split(err.Error(), "\n")
+		}
 	}
 	if s.deps.Lag != nil {
 		ls := s.deps.Lag.Lag()
-		st.Lag = &LagStatus{Total: lagTotal(ls), Partitions: ls}
+		st.Lag = &LagStatus{Total: lagTotal(ls), Assigned: len(ls), Partitions: ls}
 	}
 	return st
 }

@@ -150,6 +150,17 @@ func (b *breaker) report(probe bool, o outcome) {
 	}
 }
 
+// health returns the state, since when the breaker is not closed (zero
+// when it is) and the consecutive failed replays, for readiness.
+func (b *breaker) health() (state string, openedAt time.Time, consecutive int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state == BreakerClosed {
+		return b.state, time.Time{}, b.consecutive
+	}
+	return b.state, b.openedAt, b.consecutive
+}
+
 // current returns the state for Stats.
 func (b *breaker) current() string {
 	b.mu.Lock()

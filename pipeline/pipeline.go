@@ -46,6 +46,7 @@ type Pipeline struct {
 	orderKey   *keyExpr              // per-key ordering; nil: off
 
 	stats       stats
+	health      health        // for Unready and Wedged (health.go)
 	deadLetters deadLetterLog // dead letters by reason and shape, duplicate IDs (deadletters.go)
 	recent      *recentIDs    // the last Decode.DuplicateWindow IDs; nil: off. Intake goroutine only.
 	inFlight    atomic.Int64
@@ -742,7 +743,9 @@ func (p *Pipeline) sinkLoop(ctx, workCtx context.Context, r *run) error {
 		r.stopWork()
 		return err
 	}
+	defer p.health.beat.Store(0)
 	for {
+		p.health.beat.Store(time.Now().UnixNano())
 		select {
 		case t, ok := <-r.seq.out:
 			if !ok {
@@ -886,8 +889,11 @@ func (p *Pipeline) commit(ctx context.Context, r *run) error {
 		return nil
 	}
 	if err := p.commitSource(ctx, r.uncommitted); err != nil {
-		return fmt.Errorf("commit offsets of %d partitions: %w", len(r.uncommitted), err)
+		err = fmt.Errorf("commit offsets of %d partitions: %w", len(r.uncommitted), err)
+		p.health.commitFailed(err)
+		return err
 	}
+	p.health.committed()
 	p.stats.commits.Add(1)
 	p.stats.committedOffsets(r.uncommitted)
 	r.uncommitted = schemas.Offsets{}

@@ -7,8 +7,11 @@
 // admin) for the life of the run: started before the pipeline, stopped after
 // it. The server observes every replay, flush and commit
 // (Pipeline.SetObserver), controls the pipeline (Pipeline.UpdateControl),
-// reads the Kafka source's lag, and is ready while the pipeline runs and the
-// brokers and the catalog answer (their Ping methods).
+// reads the Kafka source's lag, and is ready while the pipeline runs, the
+// target answers (the breaker is closed), commits succeed (none has been
+// failing for longer than sink.flush.interval) and the brokers and the
+// catalog answer (their Ping methods). It is live unless the pipeline is
+// wedged (Pipeline.Wedged, bounded by wedgedAfter).
 //
 // The pipeline gets the normalize rules of compare.normalize, so that it
 // names endpoints as batch compare does and, with live_compare.enabled,
@@ -211,6 +214,15 @@ func preflight(ctx context.Context, cfg config.Config, pcfg pipeline.Config) err
 // concurrently within it.
 const readyTimeout = 2 * time.Second
 
+// wedgedAfter is how long the pipeline's sink goroutine may spend in one
+// step (a flush with its commit retries) before /healthz calls the process
+// wedged: ten flush intervals, and at least twice the longest the sink's
+// commit retries can take (attempts × max_backoff), and at least a minute.
+func wedgedAfter(cfg config.Config) time.Duration {
+	r := cfg.Sink.CommitRetry
+	return max(10*cfg.Sink.Flush.Interval, 2*time.Duration(r.Attempts)*r.MaxBackoff, time.Minute)
+}
+
 // pinger is a source or sink that can tell whether what it talks to
 // answers.
 type pinger interface {
@@ -229,20 +241,35 @@ func startAdmin(ctx context.Context, cfg config.Config, p *pipeline.Pipeline, sr
 	if !cfg.Admin.Enabled() {
 		return func() {}, nil
 	}
-	checks := []admin.Check{{Name: "pipeline", Ping: func(context.Context) error {
+	interval := cfg.Sink.Flush.Interval
+	pipelineCheck := admin.Check{Name: "pipeline", Ping: func(context.Context) error {
 		if !running.Load() {
 			return errors.New("the replay pipeline is not running")
 		}
-		return nil
-	}}}
+		return p.Unready(time.Now())
+	}}
+	commitCheck := admin.Check{Name: "catalog", Ping: func(context.Context) error {
+		return sink.CommitFailing(time.Now(), interval)
+	}}
+	checks := []admin.Check{pipelineCheck}
 	if ps, ok := src.(pinger); ok {
 		checks = append(checks, admin.Check{Name: cfg.Source.Type, Ping: ps.Ping})
 	}
-	checks = append(checks, admin.Check{Name: "catalog", Ping: sink.Ping})
+	checks = append(checks, admin.Check{Name: "catalog", Ping: func(ctx context.Context) error {
+		if err := commitCheck.Ping(ctx); err != nil {
+			return err
+		}
+		return sink.Ping(ctx)
+	}})
+	wedged := wedgedAfter(cfg)
 	deps := admin.Deps{
 		Stats:     p,
 		Control:   p,
 		Readiness: admin.Checks{Timeout: readyTimeout, List: checks},
+		Health:    admin.Checks{List: []admin.Check{pipelineCheck, commitCheck}},
+		Liveness: admin.ReadinessFunc(func(context.Context) error {
+			return p.Wedged(time.Now(), wedged)
+		}),
 		RunID:     cfg.RunID,
 		Target:    cfg.Pipeline.Replay.Target,
 		Baseline:  cfg.Pipeline.Replay.Baseline,

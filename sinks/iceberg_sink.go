@@ -139,6 +139,8 @@ type Iceberg struct {
 	// claimed are the partitions Resume claimed for this writer and no
 	// fence or Forget took back: commits record this writer as their owner.
 	claimed map[schemas.TopicPartition]struct{}
+
+	health commitHealth // failed commits, for readiness (iceberg_health.go)
 }
 
 // tableBuffer is one table's identity and the rows waiting for it. Only the
@@ -700,6 +702,7 @@ func (s *Iceberg) commitTable(ctx context.Context, cat catalog.Catalog, tb *tabl
 		st.attempts = n
 		failed, err := s.commitOnce(ctx, cat, tb, offsets, prev, &st)
 		if err == nil {
+			s.health.succeeded()
 			st.conflicts = conflicts
 			st.duration = time.Since(start)
 			return st, nil
@@ -729,6 +732,7 @@ func (s *Iceberg) commitTable(ctx context.Context, cat catalog.Catalog, tb *tabl
 		if conflict {
 			s.logger.Debug("commit lost to a concurrent commit; retrying", "table", tb.full, "attempt", n, "backoff", wait, "err", err)
 		} else {
+			s.health.failed(tb.full, n, err)
 			s.logger.Warn("commit failed; retrying", "table", tb.full, "attempt", n, "backoff", wait, "err", err)
 		}
 		t := time.NewTimer(wait)

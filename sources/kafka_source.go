@@ -90,8 +90,25 @@ type KafkaConfig struct {
 	MaxPollRecords int `yaml:"max_poll_records"`
 	// SessionTimeout is how long the group waits for a heartbeat before it
 	// evicts this member (Kafka's session.timeout.ms). The broker bounds it
-	// with group.min/max.session.timeout.ms.
+	// with group.min/max.session.timeout.ms. A member that died without
+	// leaving (SIGKILL, OOM, a lost node) holds its partitions this long,
+	// unless it has an InstanceID and restarts with it.
 	SessionTimeout time.Duration `yaml:"session_timeout"`
+	// InstanceID makes this member static (Kafka's group.instance.id,
+	// KIP-345): a process that restarts with the same ID after a crash
+	// takes its old place in the group at once, instead of waiting
+	// SessionTimeout for the dead member to be evicted. It must be stable
+	// across restarts of one replica and distinct between replicas: a
+	// second process with the same ID fences the first out of the group.
+	// Empty (the default) = dynamic membership. In Kubernetes set it to
+	// the pod name (deploy/k8s does, through REPLAY_SOURCE_KAFKA_INSTANCE_ID).
+	// Up to 249 of [a-zA-Z0-9._-]. A graceful stop still leaves the group,
+	// so its partitions move to the other replicas at once.
+	InstanceID string `yaml:"instance_id"`
+	// LagInterval is how often the consumer lag (end offsets minus the
+	// group's committed offsets, for /metrics and /v1/status) is asked of
+	// the brokers.
+	LagInterval time.Duration `yaml:"lag_interval"`
 	// RebalanceTimeout is how long the group waits for members to rejoin
 	// during a rebalance (Kafka's rebalance.timeout.ms).
 	RebalanceTimeout time.Duration `yaml:"rebalance_timeout"`
@@ -148,6 +165,7 @@ func DefaultKafkaConfig() KafkaConfig {
 		ClientID:          "replay",
 		MaxPollRecords:    1000,
 		SessionTimeout:    45 * time.Second,
+		LagInterval:       5 * time.Second,
 		FetchErrorTimeout: 2 * time.Minute,
 		RebalanceTimeout:  time.Minute,
 	}
@@ -194,6 +212,12 @@ func (c *KafkaConfig) Validate() []error {
 	}
 	if c.RebalanceTimeout <= 0 {
 		add("rebalance_timeout: must be positive, got %s; the default is 1m", c.RebalanceTimeout)
+	}
+	if c.InstanceID != "" && !validInstanceID(c.InstanceID) {
+		add("instance_id: %q is not a valid group instance id; use up to 249 of a-z A-Z 0-9 . _ - (e.g. the pod name), or leave it empty for dynamic membership", c.InstanceID)
+	}
+	if c.LagInterval <= 0 {
+		add("lag_interval: must be positive, got %s; the default is 5s", c.LagInterval)
 	}
 	errs = append(errs, c.SASL.validate()...)
 	_, tlsErrs := c.TLS.load()
@@ -378,7 +402,8 @@ type Kafka struct {
 	// current run of fetch errors began. Only Poll touches it.
 	failing map[schemas.TopicPartition]*failure
 
-	lag lagTracker // high watermarks, positions and commits, for Lag
+	lag lagTracker // end offsets, positions and commits, for Lag
+	mon monitor    // refreshes the lag, logs waits (kafka_monitor.go)
 }
 
 // failure is one partition's current run of fetch errors.
@@ -425,6 +450,7 @@ func NewKafka(ctx context.Context, cfg KafkaConfig, logger *slog.Logger) (*Kafka
 		logger: logger,
 		parts:  make(map[schemas.TopicPartition]*partitionState),
 		ready:  make(chan struct{}),
+		mon:    monitor{assigned: make(chan struct{}, 1)},
 	}
 
 	start := kgo.NewOffset().AtStart()
@@ -454,6 +480,9 @@ func NewKafka(ctx context.Context, cfg KafkaConfig, logger *slog.Logger) (*Kafka
 		kgo.OnPartitionsRevoked(k.onRevoked),
 		kgo.OnPartitionsLost(k.onLost),
 	}
+	if cfg.InstanceID != "" {
+		opts = append(opts, kgo.InstanceID(cfg.InstanceID))
+	}
 	if m := cfg.SASL.mechanism(); m != nil {
 		opts = append(opts, kgo.SASL(m))
 	}
@@ -471,9 +500,10 @@ func NewKafka(ctx context.Context, cfg KafkaConfig, logger *slog.Logger) (*Kafka
 		cl.Close()
 		return nil, err
 	}
+	k.startMonitor()
 	logger.Info("kafka source started",
 		"brokers", cfg.Brokers, "topics", cfg.Topics, "group", cfg.Group,
-		"start", cfg.Start, "stop_at_end", cfg.StopAtEnd)
+		"start", cfg.Start, "stop_at_end", cfg.StopAtEnd, "instance_id", cfg.InstanceID)
 	return k, nil
 }
 
@@ -866,32 +896,88 @@ func (k *Kafka) Commit(ctx context.Context, offsets schemas.Offsets) error {
 		return nil
 	}
 
-	var cerr error
-	k.cl.CommitOffsetsSync(ctx, commit, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+	var (
+		cerr    error
+		evicted []string // partitions refused because this member left the group
+		done    = make(map[string]map[int32]kgo.EpochOffset, len(commit))
+	)
+	k.cl.CommitOffsetsSync(ctx, commit, func(_ *kgo.Client, req *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 		if err != nil {
 			cerr = fmt.Errorf("commit kafka offsets for group %q: %w", k.cfg.Group, err)
 			return
 		}
-		for _, t := range resp.Topics {
+		topics := responseTopics(req, resp)
+		for i, t := range resp.Topics {
+			topic := topics[i]
 			for _, p := range t.Partitions {
-				if err := kerr.ErrorForCode(p.ErrorCode); err != nil && cerr == nil {
+				at := commit[topic][p.Partition].Offset
+				err := kerr.ErrorForCode(p.ErrorCode)
+				switch {
+				case err == nil:
+					if done[topic] == nil {
+						done[topic] = make(map[int32]kgo.EpochOffset)
+					}
+					done[topic][p.Partition] = commit[topic][p.Partition]
+				case isNotMemberError(err):
+					evicted = append(evicted, fmt.Sprintf("%s/%d@%d", topic, p.Partition, at))
+					if errors.Is(err, kerr.FencedInstanceID) && cerr == nil {
+						cerr = fmt.Errorf("commit offset %d of topic %s partition %d for group %q: %w; another replica runs with source.kafka.instance_id %q: give every replica its own",
+							at, topic, p.Partition, k.cfg.Group, err, k.cfg.InstanceID)
+					}
+				case cerr == nil:
 					cerr = fmt.Errorf("commit offset %d of topic %s partition %d for group %q: %w",
-						commit[t.Topic][p.Partition].Offset, t.Topic, p.Partition, k.cfg.Group, err)
+						at, topic, p.Partition, k.cfg.Group, err)
 				}
 			}
 		}
 	})
-	if cerr == nil {
-		k.lag.committed(commit)
+	k.lag.committed(done)
+	if len(evicted) > 0 && cerr == nil {
+		// The group no longer counts this member (its session expired, or
+		// the group rebalanced without it): the partitions are another
+		// member's now, and it resumes them from the Iceberg tables, which
+		// hold everything this member flushed. The group's offsets are
+		// only a convenience for lag monitoring, so this is no failure.
+		k.logger.Warn("kafka offsets not committed: this member is no longer in the group; the partitions' next owner resumes from the tables",
+			"group", k.cfg.Group, "partitions", strings.Join(evicted, ","))
 	}
 	return cerr
 }
 
+// responseTopics returns the topic name of each of resp.Topics. From
+// OffsetCommit v10 on, a response names topics by ID only, so names are
+// looked up in the request, which carries both.
+func responseTopics(req *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse) []string {
+	byID := make(map[[16]byte]string, len(req.Topics))
+	for _, t := range req.Topics {
+		byID[t.TopicID] = t.Topic
+	}
+	out := make([]string, len(resp.Topics))
+	for i, t := range resp.Topics {
+		out[i] = t.Topic
+		if out[i] == "" {
+			out[i] = byID[t.TopicID]
+		}
+	}
+	return out
+}
+
+// isNotMemberError reports whether a commit failed because the group does
+// not count this member any more: it was evicted, a rebalance went on
+// without it, or (static membership) another process took its instance ID.
+// A rebalance in progress is not one: the member may keep its partitions,
+// and the next flush commits again.
+func isNotMemberError(err error) bool {
+	return errors.Is(err, kerr.UnknownMemberID) || errors.Is(err, kerr.IllegalGeneration) ||
+		errors.Is(err, kerr.FencedInstanceID)
+}
+
 // Close leaves the group, so its partitions are reassigned at once rather
-// than after the session timeout, and closes the client. It does not commit:
-// commit what is durable first. Leaving is bounded by a timeout when the
-// brokers do not answer; a failed leave is logged, since the group then
-// evicts the member after SessionTimeout anyway. Close is idempotent.
+// than after the session timeout, and closes the client; a static member
+// (InstanceID) leaves too. It does not commit: commit what is durable
+// first. Leaving is bounded by a timeout when the brokers do not answer; a
+// failed leave is logged, since the group then evicts the member after
+// SessionTimeout anyway. Close is idempotent.
 func (k *Kafka) Close() {
 	k.mu.Lock()
 	if k.closed {
@@ -901,10 +987,11 @@ func (k *Kafka) Close() {
 	k.closed = true
 	k.mu.Unlock()
 
+	k.mon.stop()
 	began := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
-	err := k.cl.LeaveGroupContext(ctx)
+	err := k.leaveGroup(ctx)
 	k.cl.Close()
 	if err != nil {
 		k.logger.Warn("kafka source closed without leaving its group; its partitions wait for the session timeout",
@@ -916,6 +1003,7 @@ func (k *Kafka) Close() {
 
 func (k *Kafka) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	k.setOwned(assigned, true, slog.LevelInfo, "partition assigned")
+	k.mon.poke()
 }
 
 func (k *Kafka) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
@@ -979,6 +1067,7 @@ func (k *Kafka) letGo(ctx context.Context, tps map[string][]int32, level slog.Le
 		k.logger.Log(ctx, level, "partitions handed back", "group", k.cfg.Group, "partitions", len(list), "duration", time.Since(began))
 	}
 	k.setOwned(tps, false, level, msg)
+	k.lag.forget(list)
 }
 
 // adjustOffsets is the client's AdjustFetchOffsetsFn: it runs after the

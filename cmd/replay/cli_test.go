@@ -139,8 +139,10 @@ func TestExitCodes(t *testing.T) {
 		{args: []string{"ctl", "set", "--rate", "5", "--addr", otherHTML.URL}, code: 2, stderr: []string{"not from replay's admin API"}},
 		{args: []string{"ctl", "status", "--addr", closed, "--timeout", "5s"}, code: 1, stderr: []string{"cannot reach the admin server"}},
 
-		// Runtime failure: the catalog cannot be created.
-		{args: []string{"run", "--config", good, "--set", "sink.catalog.uri=" + filepath.Join(blocker, "catalog.db"),
+		// Runtime failure: the catalog cannot be created. A file source,
+		// since a Kafka source is probed (and refused) before the catalog.
+		{args: []string{"run", "--config", good, "--set", "source.type=file", "--set", "source.file.path=" + blocker,
+			"--set", "sink.catalog.uri=" + filepath.Join(blocker, "catalog.db"),
 			"--set", "sink.catalog.warehouse=" + filepath.Join(dir, "warehouse")}, code: 1, stderr: []string{blocker}},
 	}
 	for _, tt := range tests {
