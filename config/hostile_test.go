@@ -43,6 +43,7 @@ var badConfigs = []badConfig{
 	{field: "source.kafka.topics", value: "a, ,b", names: "source.kafka.topics[1]", want: "must not be empty"},
 	{field: "source.kafka.group", value: "", want: "required"},
 	{field: "source.kafka.group", value: "../g", want: `contains ".."; it becomes a directory of the warehouse, so it may not name a parent directory: use letters, digits, '.', '_' or '-' without ".."`},
+	{field: "source.kafka.instance_id", value: "pod/0", want: "is not a valid group instance id"},
 	{field: "source.kafka.start", value: "yesterday", want: `got "yesterday"`},
 	{field: "source.kafka.max_poll_records", value: "0", want: "must be positive"},
 	{field: "source.kafka.session_timeout", value: "0s", want: "must be positive"},
