@@ -151,15 +151,32 @@ func (s *Server) Addr() string {
 	}
 }
 
+// Listen binds cfg.Listen, for Serve. A bind failure names admin.listen.
+// A process binds before it creates anything, so a taken port refuses the
+// run before tables are created or a consumer group is joined.
+func Listen(ctx context.Context, cfg Config) (net.Listener, error) {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("admin server: cannot listen on admin.listen %q: %w; pick a free port or set admin.listen to \"\" to disable it", cfg.Listen, err)
+	}
+	return ln, nil
+}
+
 // Run binds cfg.Listen and serves until ctx ends, then shuts down
 // gracefully, waiting at most a few seconds for requests in progress. A
 // bind failure is returned at once, naming admin.listen.
 func (s *Server) Run(ctx context.Context) error {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
+	ln, err := Listen(ctx, s.cfg)
 	if err != nil {
-		return fmt.Errorf("admin server: cannot listen on admin.listen %q: %w; pick a free port or set admin.listen to \"\" to disable it", s.cfg.Listen, err)
+		return err
 	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln (from Listen) until ctx ends, then shuts down
+// gracefully like Run. It closes ln.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv := &http.Server{
 		Handler:           s.handler,
 		ReadHeaderTimeout: 5 * time.Second,

@@ -335,6 +335,11 @@ func TestRefusalsBeforeSideEffects(t *testing.T) {
 	broker := startKfake(t, "captures", 1)
 	produceEnvelopes(t, ctx, broker, "captures", 5)
 	tgt := newCountingServer(t)
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
 	for _, tc := range []struct {
 		name   string
 		adjust func(cfg *config.Config)
@@ -347,6 +352,8 @@ func TestRefusalsBeforeSideEffects(t *testing.T) {
 		{"missing capture file", func(cfg *config.Config) {
 			cfg.Source.Type, cfg.Source.File.Path = "file", filepath.Join(t.TempDir(), "nope.ndjson")
 		}, func(err error) bool { return strings.Contains(err.Error(), "check source.file.path") }},
+		{"admin port taken", func(cfg *config.Config) { cfg.Admin.Listen = taken.Addr().String() },
+			func(err error) bool { return strings.Contains(err.Error(), "cannot listen on admin.listen") }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

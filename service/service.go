@@ -44,6 +44,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"sync/atomic"
 	"time"
@@ -93,6 +94,19 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Result, 
 	if err := preflight(ctx, cfg, pcfg); err != nil {
 		return nil, err
 	}
+	// A taken admin port refuses the run too: bind it before anything is
+	// created. The listener is the admin server's (startAdmin).
+	var adminLn net.Listener
+	if cfg.Admin.Enabled() {
+		if adminLn, err = admin.Listen(ctx, cfg.Admin); err != nil {
+			return nil, err
+		}
+	}
+	closeAdmin := func() {
+		if adminLn != nil {
+			_ = adminLn.Close()
+		}
+	}
 	sinkCfg := cfg.Sink
 	sinkCfg.RunID = cfg.RunID
 	sinkCfg.Group = Group(cfg)
@@ -102,20 +116,24 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Result, 
 	}
 	sink, err := sinks.OpenIceberg(ctx, sinkCfg, logger, sinkOpts...)
 	if err != nil {
+		closeAdmin()
 		return nil, err
 	}
 	// Refused before the group is joined or a line read: one run, one group.
 	if err := sink.BindRun(ctx, cfg.RunID); err != nil {
+		closeAdmin()
 		_ = sink.Close()
 		return nil, err
 	}
 	src, err := openSource(ctx, cfg, sink, logger)
 	if err != nil {
+		closeAdmin()
 		_ = sink.Close()
 		return nil, err
 	}
 	p, err := pipeline.New(pcfg, src, sink, logger)
 	if err != nil {
+		closeAdmin()
 		src.Close()
 		_ = sink.Close()
 		return nil, fmt.Errorf("build pipeline: %w", err)
@@ -128,7 +146,7 @@ func Run(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Result, 
 		wireGroupHooks(k, p, sink, logger)
 	}
 	var running atomic.Bool
-	stopAdmin, err := startAdmin(ctx, cfg, p, src, sink, &running, started, logger)
+	stopAdmin, err := startAdmin(ctx, cfg, adminLn, p, src, sink, &running, started, logger)
 	if err != nil {
 		src.Close()
 		_ = sink.Close()
@@ -229,16 +247,17 @@ type pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// startAdmin starts the admin server when cfg.Admin.Listen is set and
-// returns once it listens; a bind failure is returned. It sets the
+// startAdmin starts the admin server on ln, which Run bound before it
+// created anything (nil when admin.listen is empty: no server), and returns
+// once it serves. It sets the
 // server's observer on p, so it must run before p.Run. The server outlives
 // ctx (it keeps answering while the pipeline drains after a signal) until
 // stop, called after the pipeline stopped, shuts it down and waits for it.
 // It is ready while running is true (the pipeline has started and not yet
 // stopped) and the source's brokers and the sink's catalog answer.
-func startAdmin(ctx context.Context, cfg config.Config, p *pipeline.Pipeline, src closingSource, sink *sinks.Iceberg,
+func startAdmin(ctx context.Context, cfg config.Config, ln net.Listener, p *pipeline.Pipeline, src closingSource, sink *sinks.Iceberg,
 	running *atomic.Bool, startedAt time.Time, logger *slog.Logger) (stop func(), err error) {
-	if !cfg.Admin.Enabled() {
+	if ln == nil {
 		return func() {}, nil
 	}
 	interval := cfg.Sink.Flush.Interval
@@ -283,7 +302,7 @@ func startAdmin(ctx context.Context, cfg config.Config, p *pipeline.Pipeline, sr
 	adminCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)
 	var wg conc.WaitGroup
-	wg.Go(func() { done <- srv.Run(adminCtx) })
+	wg.Go(func() { done <- srv.Serve(adminCtx, ln) })
 	select {
 	case <-srv.Started():
 	case err := <-done:
