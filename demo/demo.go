@@ -132,6 +132,17 @@ func Run(ctx context.Context, opts Options, logw io.Writer) (*Summary, error) {
 	if opts.Command == "" {
 		opts.Command = "replay"
 	}
+	// The run id names directories and the demo's consumer group: refuse a
+	// bad one before a broker starts or a directory is made.
+	var problems []string
+	if err := schemas.CheckName(opts.RunID); err != nil {
+		problems = append(problems, fmt.Sprintf("--run-id: %v", err))
+	} else if err := schemas.CheckName(demoGroup(opts.RunID)); err != nil {
+		problems = append(problems, fmt.Sprintf("--run-id: the demo's consumer group %s: %v", demoGroupPrefix+"<run-id>", err))
+	}
+	if problems != nil {
+		return nil, fmt.Errorf("demo configuration: %w", &config.Error{Problems: problems})
+	}
 	logger := opts.Log.Logger(logw)
 	const topic = "captures"
 	dir, err := filepath.Abs(opts.Dir)
@@ -192,7 +203,7 @@ func Run(ctx context.Context, opts Options, logw io.Writer) (*Summary, error) {
 	cfg.Log = opts.Log
 	cfg.Source.Kafka.Brokers = brokers
 	cfg.Source.Kafka.Topics = []string{topic}
-	cfg.Source.Kafka.Group = "replay-" + opts.RunID
+	cfg.Source.Kafka.Group = demoGroup(opts.RunID)
 	cfg.Source.Kafka.StopAtEnd = true
 	cfg.Pipeline.Replay.Target = candURL
 	cfg.Sink = sinkCfg
@@ -245,6 +256,11 @@ func Run(ctx context.Context, opts Options, logw io.Writer) (*Summary, error) {
 	sum.Took = time.Since(started)
 	return sum, nil
 }
+
+// demoGroupPrefix starts the demo's consumer group, one per run id.
+const demoGroupPrefix = "replay-"
+
+func demoGroup(runID string) string { return demoGroupPrefix + runID }
 
 // refuseExistingRun returns an error wrapping ErrRunExists when the tables
 // in the demo directory already hold rows of runID: a second demo run under

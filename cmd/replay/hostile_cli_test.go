@@ -68,6 +68,8 @@ var badCommands = []badCommand{
 	{args: []string{"run", "--run-id", "a/b", "--target", "http://127.0.0.1:1"}, code: 2, want: `run_id: "a/b" has characters outside [A-Za-z0-9._-]`},
 	{args: runWith("--set", "sink.namespace=a/b"), code: 2, want: `sink.namespace: level "a/b" has characters outside [A-Za-z0-9._-]`},
 	{args: runWith("--set", "source.kafka.group=../g"), code: 2, want: `source.kafka.group: "../g" contains ".."`},
+	{args: []string{"demo", "--run-id", "../x"}, code: 2, want: `--run-id: "../x" contains ".."`},
+	{args: []string{"demo", "--run-id", strings.Repeat("a", 125)}, code: 2, want: "the demo's consumer group replay-<run-id>"},
 	{args: runWith("extra-arg"), code: 2, want: `replay run takes no arguments, got "extra-arg"`},
 	{args: []string{"bogus"}, code: 2, want: `unknown command "bogus" for "replay"`},
 	{args: []string{"ctl", "bogus"}, code: 2, want: `unknown command "bogus" for "replay ctl"`},
