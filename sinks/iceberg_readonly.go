@@ -11,9 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/iceberg-go/catalog"
-	"github.com/google/uuid"
 
 	"github.com/replaykit/replay/schemas"
 )
@@ -45,32 +43,18 @@ var ErrNotFound = errors.New("not found")
 // not its input: ReplaceRun creates them when missing, as with OpenIceberg.
 // A caller that only reads must not call it.
 func OpenIcebergReadOnly(ctx context.Context, cfg IcebergConfig, logger *slog.Logger, tables []string, opts ...Option) (*Iceberg, error) {
-	if errs := cfg.Validate(); len(errs) > 0 {
-		return nil, fmt.Errorf("invalid sink configuration: %w", errors.Join(errs...))
-	}
-	o := options{mem: memory.DefaultAllocator}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	s, _, err := newIceberg(cfg, logger, opts)
+	if err != nil {
+		return nil, err
 	}
 	for _, name := range tables {
 		if !slices.Contains(schemas.TableNames(), name) {
 			return nil, fmt.Errorf("open the iceberg tables read-only: unknown table %q; use one of %s", name, strings.Join(schemas.TableNames(), ", "))
 		}
 	}
-
+	s.readOnly = true
+	logger = s.logger
 	start := time.Now()
-	s := &Iceberg{
-		cfg:      cfg,
-		logger:   logger,
-		mem:      o.mem,
-		readOnly: true,
-		writer:   uuid.NewString(),
-		ns:       catalog.ToIdentifier(cfg.Namespace),
-		byName:   map[string]*tableBuffer{},
-	}
 	if err := checkCatalogExists(cfg); err != nil {
 		return nil, err
 	}

@@ -185,8 +185,30 @@ type pendingBatch struct {
 // an earlier version created (see addColumns). A table whose schema does
 // not match this version's otherwise is an error.
 func OpenIceberg(ctx context.Context, cfg IcebergConfig, logger *slog.Logger, opts ...Option) (*Iceberg, error) {
+	s, o, err := newIceberg(cfg, logger, opts)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	cat, warehouse, err := loadCatalog(ctx, cfg.Catalog, cfg.S3, false)
+	if err != nil {
+		return nil, err
+	}
+	s.cat = cat
+	if err := s.open(ctx); err != nil {
+		return nil, errors.Join(err, s.Close())
+	}
+	s.logger.Info("iceberg sink open", "writer", s.writer, "catalog", cfg.Catalog.Type, "uri", RedactURI(cfg.Catalog.URI),
+		"warehouse", warehouse, "namespace", cfg.Namespace, "baseline", o.baseline, "duration", time.Since(start))
+
+	return s, nil
+}
+
+// newIceberg validates cfg, applies opts and returns a sink with no catalog
+// yet, for OpenIceberg and OpenIcebergReadOnly.
+func newIceberg(cfg IcebergConfig, logger *slog.Logger, opts []Option) (*Iceberg, options, error) {
 	if errs := cfg.Validate(); len(errs) > 0 {
-		return nil, fmt.Errorf("invalid sink configuration: %w", errors.Join(errs...))
+		return nil, options{}, fmt.Errorf("invalid sink configuration: %w", errors.Join(errs...))
 	}
 	o := options{mem: memory.DefaultAllocator}
 	for _, opt := range opts {
@@ -195,33 +217,19 @@ func OpenIceberg(ctx context.Context, cfg IcebergConfig, logger *slog.Logger, op
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-
-	start := time.Now()
-	cat, warehouse, err := loadCatalog(ctx, cfg.Catalog, cfg.S3, false)
-	if err != nil {
-		return nil, err
-	}
-	s := &Iceberg{
+	return &Iceberg{
 		cfg:      cfg,
 		logger:   logger,
 		mem:      o.mem,
 		baseline: o.baseline,
 		writer:   uuid.NewString(),
-		cat:      cat,
 		ns:       catalog.ToIdentifier(cfg.Namespace),
 		byName:   map[string]*tableBuffer{},
 		next:     schemas.Offsets{},
 		covered:  map[schemas.TopicPartition]struct{}{},
 		held:     map[string]schemas.Offsets{},
 		claimed:  map[schemas.TopicPartition]struct{}{},
-	}
-	if err := s.open(ctx); err != nil {
-		return nil, errors.Join(err, s.Close())
-	}
-	logger.Info("iceberg sink open", "writer", s.writer, "catalog", cfg.Catalog.Type, "uri", RedactURI(cfg.Catalog.URI),
-		"warehouse", warehouse, "namespace", cfg.Namespace, "baseline", o.baseline, "duration", time.Since(start))
-
-	return s, nil
+	}, o, nil
 }
 
 func (s *Iceberg) open(ctx context.Context) error {
