@@ -1,37 +1,18 @@
 package pipeline
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/replaykit/replay/internal/testinfra"
 	"github.com/replaykit/replay/schemas"
 )
-
-// lockedBuffer is a log destination safe for the pipeline's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func harEntry(i int) []byte {
 	return fmt.Appendf(nil, `{"startedDateTime":"2026-11-21T10:00:00Z","request":{"method":"GET","url":"https://a.example/v1/%d",`+
@@ -45,7 +26,7 @@ func runDeadLetters(t *testing.T, cfg Config, vals [][]byte) (*memSink, string, 
 	srv := httptest.NewServer(&recorder{})
 	t.Cleanup(srv.Close)
 	cfg.Replay.Target = srv.URL
-	var logs lockedBuffer
+	var logs testinfra.SyncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	sink := &memSink{t: t}
 	p, err := New(cfg, &memSource{batches: interleave([][][]byte{vals}, 50)}, sink, log)

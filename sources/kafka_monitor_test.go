@@ -1,33 +1,16 @@
 package sources
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/replaykit/replay/internal/testinfra"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestKafkaLogsWhileWaitingForPartitions: a member that gets no partition
 // (the group's only partition is another member's) says so, naming the
@@ -48,7 +31,7 @@ func TestKafkaLogsWhileWaitingForPartitions(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	var logs lockedBuffer
+	var logs testinfra.SyncBuffer
 	second, err := NewKafka(ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
