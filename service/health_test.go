@@ -68,27 +68,7 @@ func produceN(t *testing.T, broker, topic string, partitions int32, n int, tag s
 // server's base URL once it listens, and a function that stops the run.
 func serve(t *testing.T, cfg config.Config) (base string, stop func() error) {
 	t.Helper()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	addrs := make(chan string, 1)
-	logger := slog.New(addrLogger{slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: testLogLevel}), addrs})
-	done := make(chan error, 1)
-	go func() {
-		res, err := service.Run(ctx, cfg, logger)
-		if err == nil {
-			err = res.Sink.Close()
-		}
-		done <- err
-	}()
-	t.Cleanup(cancel)
-	select {
-	case a := <-addrs:
-		base = "http://" + a
-	case err := <-done:
-		t.Fatalf("service.Run ended before the admin server listened: %v", err)
-	}
+	base, cancel, done := runInBackground(t, cfg, 2*time.Minute)
 	var once sync.Once
 	var runErr error
 	stop = func() error {
@@ -97,6 +77,35 @@ func serve(t *testing.T, cfg config.Config) (base string, stop func() error) {
 	}
 	t.Cleanup(func() { _ = stop() })
 	return base, stop
+}
+
+// runInBackground validates cfg and runs service.Run with it, under a
+// deadline of within, until cancel; it returns once the admin server
+// listens, with its base URL, and done, which gets the run's error.
+func runInBackground(t *testing.T, cfg config.Config, within time.Duration) (base string, cancel func(), done <-chan error) {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	addrs := make(chan string, 1)
+	logger := slog.New(addrLogger{slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: testLogLevel}), addrs})
+	ended := make(chan error, 1)
+	go func() {
+		res, err := service.Run(ctx, cfg, logger)
+		if err == nil {
+			err = res.Sink.Close()
+		}
+		ended <- err
+	}()
+	t.Cleanup(cancel)
+	select {
+	case a := <-addrs:
+		base = "http://" + a
+	case err := <-ended:
+		t.Fatalf("service.Run ended before the admin server listened: %v", err)
+	}
+	return base, cancel, ended
 }
 
 func get(t *testing.T, url string) (int, string) {

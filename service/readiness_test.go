@@ -21,7 +21,6 @@ import (
 
 	"github.com/replaykit/replay/config"
 	"github.com/replaykit/replay/schemas"
-	"github.com/replaykit/replay/service"
 )
 
 // addrLogger passes the address the admin server logs when it listens.
@@ -85,27 +84,7 @@ func (h *heldTarget) letGo() { h.relOnce.Do(func() { close(h.release) }) }
 // pipeline runs), and a function that stops the run and returns its error.
 func startRun(t *testing.T, cfg config.Config, tgt *heldTarget) (base string, stop func() error) {
 	t.Helper()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	addrs := make(chan string, 1)
-	logger := slog.New(addrLogger{slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}), addrs})
-	done := make(chan error, 1)
-	go func() {
-		res, err := service.Run(ctx, cfg, logger)
-		if err == nil {
-			err = res.Sink.Close()
-		}
-		done <- err
-	}()
-	t.Cleanup(cancel)
-	select {
-	case a := <-addrs:
-		base = "http://" + a
-	case err := <-done:
-		t.Fatalf("service.Run ended before the admin server listened: %v", err)
-	}
+	base, cancel, done := runInBackground(t, cfg, time.Minute)
 	select {
 	case <-tgt.first:
 	case err := <-done:
@@ -116,17 +95,6 @@ func startRun(t *testing.T, cfg config.Config, tgt *heldTarget) (base string, st
 		tgt.letGo()
 		return <-done
 	}
-}
-
-func readyz(t *testing.T, base string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(base + "/readyz")
-	if err != nil {
-		t.Fatalf("GET /readyz: %v", err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
 }
 
 func baseConfig(t *testing.T, dir, target string) config.Config {
@@ -168,11 +136,11 @@ func TestReadyzNamesTheBrokerWhenItIsDown(t *testing.T) {
 	cfg.Source.Kafka.Group = "ready"
 	base, stop := startRun(t, cfg, tgt)
 
-	if code, body := readyz(t, base); code != http.StatusOK || body != "ready\n" {
+	if code, body := get(t, base+"/readyz"); code != http.StatusOK || body != "ready\n" {
 		t.Fatalf("/readyz with the broker up = %d %q, want 200", code, body)
 	}
 	cluster.Close()
-	code, body := readyz(t, base)
+	code, body := get(t, base+"/readyz")
 	t.Logf("/readyz with the broker down:\n%s", body)
 	if code != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz with the broker down = %d %q, want 503", code, body)
@@ -196,14 +164,14 @@ func TestReadyzNamesTheCatalogWhenItIsUnreachable(t *testing.T) {
 	cfg.Source.File.Path = "../testdata/captures/sample.ndjson"
 	base, stop := startRun(t, cfg, tgt)
 
-	if code, body := readyz(t, base); code != http.StatusOK {
+	if code, body := get(t, base+"/readyz"); code != http.StatusOK {
 		t.Fatalf("/readyz with the catalog up = %d %q, want 200", code, body)
 	}
 	warehouse := filepath.Join(dir, "warehouse")
 	if err := os.RemoveAll(warehouse); err != nil {
 		t.Fatal(err)
 	}
-	code, body := readyz(t, base)
+	code, body := get(t, base+"/readyz")
 	t.Logf("/readyz with the warehouse gone:\n%s", body)
 	if code != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz with the warehouse gone = %d %q, want 503", code, body)
