@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -29,12 +28,10 @@ const (
 	monitorTick = time.Second
 )
 
-// instanceIDPattern is what Kafka accepts as a group.instance.id (the
-// rules of topic names).
-var instanceIDPattern = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,249}$`)
-
+// validInstanceID reports whether id is what Kafka accepts as a
+// group.instance.id: the rule of topic names (topicRE).
 func validInstanceID(id string) bool {
-	return instanceIDPattern.MatchString(id) && id != "." && id != ".."
+	return topicRE.MatchString(id) && id != "." && id != ".."
 }
 
 // monitor is the Kafka source's background goroutine; see Kafka.monitor.
