@@ -53,7 +53,12 @@ func checkDocument(doc *yaml.Node) []problem {
 	return out
 }
 
+// join appends the key name to the path prefix; an empty key is written
+// "" so the problem still names it.
 func join(prefix, name string) string {
+	if name == "" {
+		name = `""`
+	}
 	if prefix == "" {
 		return name
 	}

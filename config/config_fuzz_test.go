@@ -27,7 +27,7 @@ var problemLine = regexp.MustCompile(`^line \d+: `)
 // problemKeyPath is the path after problemLine: the keys as written in the
 // file, which may be anything (a misspelled field, a number, a key of a
 // map), joined by dots, then ": ".
-var problemKeyPath = regexp.MustCompile(`^[^:\n]+: `)
+var problemKeyPath = regexp.MustCompile(`^[^\n]+?: `)
 
 // notYAML ends the one problem that names a line but no field: a file that
 // does not parse as YAML at all.
